@@ -1,0 +1,5 @@
+import sys
+
+from pan.cli.main import main
+
+sys.exit(main())

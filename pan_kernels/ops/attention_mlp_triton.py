@@ -1,0 +1,319 @@
+"""Triton kernels for the local-context attention MLP (ops `progressive_attention` and `attention_scores`).
+
+Forward, one kernel: an implicit GEMM on `tl.dot` gathers the k x k neighbourhood of each pixel straight
+from `x` (any strides, zero padding), keeps the hidden activations h = relu(W1 * F + q + b1) on chip, reduces
+them with w2 to the score s, and (GATE) writes alpha = sigmoid(s) and out = x * alpha.
+
+Backward (recompute policy, design D3 of PERF.md): kernel 1 recomputes h and writes g_pre = dL/d(pre) plus
+per-block partials of dquery_bias, dw2, db2; kernel 2 is the weight-gradient GEMM dW1 = sum_n x_shift^T g_pre
+(split over n = (b, pixel)); kernel 3 is the data-gradient GEMM dx = sum_tap g_pre_shift W1_tap (+ g_out * alpha).
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from pan_kernels.ops._launch import dot_precision, num_programs_target
+
+# ----------------------------------------------------------------------------------------------- kernels
+
+
+@triton.jit
+def _preact_tile(
+    x_ptr, w_ptr, i_b, o_i, o_j, m_p, o_h, m_h,
+    C, H, W, HD, sxb, sxc, sxh, sxw,
+    K: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_HD: tl.constexpr,
+    PRECISION: tl.constexpr,
+):
+    """acc[p, h] = sum_{tap, c} x[b, c, i_p + dy, j_p + dx] * W1p[tap, c, h] (zero outside the image)."""
+    acc = tl.zeros((BLOCK_P, BLOCK_HD), dtype=tl.float32)
+    x_base = x_ptr + i_b.to(tl.int64) * sxb
+    for tap in range(K * K):
+        ii = o_i + (tap // K - K // 2)
+        jj = o_j + (tap % K - K // 2)
+        m_in = m_p & (ii >= 0) & (ii < H) & (jj >= 0) & (jj < W)
+        o_pix = ii * sxh + jj * sxw
+        for c0 in range(0, C, BLOCK_C):
+            o_c = c0 + tl.arange(0, BLOCK_C)
+            m_c = o_c < C
+            b_x = tl.load(x_base + o_pix[:, None] + o_c[None, :] * sxc, mask=m_in[:, None] & m_c[None, :], other=0.0)
+            b_w = tl.load(
+                w_ptr + (tap * C + o_c[:, None]) * HD + o_h[None, :], mask=m_c[:, None] & m_h[None, :], other=0.0
+            )
+            acc = tl.dot(b_x, b_w, acc, input_precision=PRECISION)
+    return acc
+
+
+@triton.jit
+def _hidden_bias(qb_ptr, b1_ptr, i_b, o_h, m_h, HD, HAS_B1: tl.constexpr):
+    """query_bias[b, h] (+ b1[h]) in fp32, [BLOCK_HD]."""
+    b_bias = tl.load(qb_ptr + i_b * HD + o_h, mask=m_h, other=0.0).to(tl.float32)
+    if HAS_B1:
+        b_bias += tl.load(b1_ptr + o_h, mask=m_h, other=0.0).to(tl.float32)
+    return b_bias
+
+
+@triton.jit
+def _attention_mlp_fwd_kernel(
+    x_ptr, qb_ptr, w_ptr, b1_ptr, w2_ptr, b2_ptr, out_ptr, s_ptr,
+    C, H, W, HD,
+    sxb, sxc, sxh, sxw, sob, soc, soh, sow,
+    K: tl.constexpr, HAS_B1: tl.constexpr, HAS_B2: tl.constexpr, GATE: tl.constexpr,
+    BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_HD: tl.constexpr, PRECISION: tl.constexpr,
+):
+    """s = w2 . relu(W1 * F + q + b1) + b2; GATE: s_ptr <- sigmoid(s), out <- x * sigmoid(s); else s_ptr <- s."""
+    i_p, i_b = tl.program_id(0), tl.program_id(1)
+    o_p = i_p * BLOCK_P + tl.arange(0, BLOCK_P)
+    m_p = o_p < H * W
+    o_i, o_j = o_p // W, o_p % W
+    b_s = tl.zeros((BLOCK_P,), dtype=tl.float32)
+    for h0 in range(0, HD, BLOCK_HD):
+        o_h = h0 + tl.arange(0, BLOCK_HD)
+        m_h = o_h < HD
+        acc = _preact_tile(x_ptr, w_ptr, i_b, o_i, o_j, m_p, o_h, m_h, C, H, W, HD, sxb, sxc, sxh, sxw,
+                           K, BLOCK_P, BLOCK_C, BLOCK_HD, PRECISION)
+        pre = acc + _hidden_bias(qb_ptr, b1_ptr, i_b, o_h, m_h, HD, HAS_B1)[None, :]
+        hid = tl.maximum(pre, 0.0, propagate_nan=tl.PropagateNan.ALL)
+        b_w2 = tl.load(w2_ptr + o_h, mask=m_h, other=0.0).to(tl.float32)
+        b_s += tl.sum(hid * b_w2[None, :], axis=1)
+    if HAS_B2:
+        b_s += tl.load(b2_ptr).to(tl.float32)
+    if GATE:
+        b_s = tl.sigmoid(b_s)
+        x_base = x_ptr + i_b.to(tl.int64) * sxb + o_i * sxh + o_j * sxw
+        out_base = out_ptr + i_b.to(tl.int64) * sob + o_i * soh + o_j * sow
+        for c0 in range(0, C, BLOCK_C):
+            o_c = c0 + tl.arange(0, BLOCK_C)
+            m = m_p[:, None] & (o_c < C)[None, :]
+            b_x = tl.load(x_base[:, None] + o_c[None, :] * sxc, mask=m, other=0.0).to(tl.float32)
+            tl.store(out_base[:, None] + o_c[None, :] * soc, (b_x * b_s[:, None]).to(out_ptr.dtype.element_ty), mask=m)
+    tl.store(s_ptr + i_b * H * W + o_p, b_s.to(s_ptr.dtype.element_ty), mask=m_p)
+
+
+@triton.jit
+def _attention_mlp_bwd_pre_kernel(
+    x_ptr, qb_ptr, w_ptr, b1_ptr, w2_ptr, go_ptr, gs_ptr, a_ptr,
+    dpre_ptr, dqb_ptr, dw2_ptr, db2_ptr,
+    C, H, W, HD, NUM_PB,
+    sxb, sxc, sxh, sxw, sgb, sgc, sgh, sgw,
+    K: tl.constexpr, HAS_B1: tl.constexpr, GATE: tl.constexpr,
+    BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_HD: tl.constexpr, PRECISION: tl.constexpr,
+):
+    """g_s = (sum_c g_out x + g_alpha) alpha (1 - alpha) (GATE) or g_s (scores); g_pre = g_s w2 [pre > 0].
+
+    Writes g_pre [B, HW, HD] and per-(b, pixel-block) partials of dquery_bias, dw2 = sum g_s h and db2 = sum g_s.
+    """
+    i_p, i_b = tl.program_id(0), tl.program_id(1)
+    o_p = i_p * BLOCK_P + tl.arange(0, BLOCK_P)
+    m_p = o_p < H * W
+    o_i, o_j = o_p // W, o_p % W
+    b_gs = tl.load(gs_ptr + i_b * H * W + o_p, mask=m_p, other=0.0).to(tl.float32)
+    if GATE:
+        x_base = x_ptr + i_b.to(tl.int64) * sxb + o_i * sxh + o_j * sxw
+        go_base = go_ptr + i_b.to(tl.int64) * sgb + o_i * sgh + o_j * sgw
+        for c0 in range(0, C, BLOCK_C):
+            o_c = c0 + tl.arange(0, BLOCK_C)
+            m = m_p[:, None] & (o_c < C)[None, :]
+            b_x = tl.load(x_base[:, None] + o_c[None, :] * sxc, mask=m, other=0.0).to(tl.float32)
+            b_go = tl.load(go_base[:, None] + o_c[None, :] * sgc, mask=m, other=0.0).to(tl.float32)
+            b_gs += tl.sum(b_x * b_go, axis=1)
+        b_a = tl.load(a_ptr + i_b * H * W + o_p, mask=m_p, other=0.0).to(tl.float32)
+        b_gs = b_gs * b_a * (1.0 - b_a)
+    b_gs = tl.where(m_p, b_gs, 0.0)
+    i_part = i_b * NUM_PB + i_p
+    tl.store(db2_ptr + i_part, tl.sum(b_gs, axis=0))
+    for h0 in range(0, HD, BLOCK_HD):
+        o_h = h0 + tl.arange(0, BLOCK_HD)
+        m_h = o_h < HD
+        acc = _preact_tile(x_ptr, w_ptr, i_b, o_i, o_j, m_p, o_h, m_h, C, H, W, HD, sxb, sxc, sxh, sxw,
+                           K, BLOCK_P, BLOCK_C, BLOCK_HD, PRECISION)
+        pre = acc + _hidden_bias(qb_ptr, b1_ptr, i_b, o_h, m_h, HD, HAS_B1)[None, :]
+        hid = tl.maximum(pre, 0.0, propagate_nan=tl.PropagateNan.ALL)
+        tl.store(dw2_ptr + i_part * HD + o_h, tl.sum(b_gs[:, None] * hid, axis=0), mask=m_h)
+        b_w2 = tl.load(w2_ptr + o_h, mask=m_h, other=0.0).to(tl.float32)
+        g_pre = tl.where(pre > 0.0, b_gs[:, None] * b_w2[None, :], 0.0)
+        tl.store(dqb_ptr + i_part * HD + o_h, tl.sum(g_pre, axis=0), mask=m_h)
+        o_row = (i_b * H * W + o_p).to(tl.int64) * HD
+        tl.store(dpre_ptr + o_row[:, None] + o_h[None, :], g_pre.to(dpre_ptr.dtype.element_ty),
+                 mask=m_p[:, None] & m_h[None, :])
+
+
+@triton.jit
+def _attention_mlp_bwd_weight_kernel(
+    x_ptr, dpre_ptr, dw_ptr,
+    N, C, H, W, HD, N_PER_SPLIT,
+    sxb, sxc, sxh, sxw,
+    K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_HD: tl.constexpr,
+    PRECISION: tl.constexpr,
+):
+    """dW1p_partial[split, tap, c, h] = sum_{n in split} x[b_n, c, i_n + dy, j_n + dx] g_pre[n, h], n = b * HW + p."""
+    i_tc, i_h, i_s = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    num_cb = tl.cdiv(C, BLOCK_C)
+    tap, i_c = i_tc // num_cb, i_tc % num_cb
+    dy, dx = tap // K - K // 2, tap % K - K // 2
+    o_c = i_c * BLOCK_C + tl.arange(0, BLOCK_C)
+    m_c = o_c < C
+    o_h = i_h * BLOCK_HD + tl.arange(0, BLOCK_HD)
+    m_h = o_h < HD
+    HW = H * W
+    acc = tl.zeros((BLOCK_C, BLOCK_HD), dtype=tl.float32)
+    n_start = i_s * N_PER_SPLIT
+    n_end = tl.minimum(n_start + N_PER_SPLIT, N)
+    for n0 in range(n_start, n_end, BLOCK_N):
+        o_n = n0 + tl.arange(0, BLOCK_N)
+        m_n = o_n < n_end
+        o_b, o_p = o_n // HW, o_n % HW
+        ii, jj = o_p // W + dy, o_p % W + dx
+        m_in = m_n & (ii >= 0) & (ii < H) & (jj >= 0) & (jj < W)
+        o_x = o_b.to(tl.int64) * sxb + ii * sxh + jj * sxw
+        b_xt = tl.load(x_ptr + o_c[:, None] * sxc + o_x[None, :], mask=m_c[:, None] & m_in[None, :], other=0.0)
+        b_g = tl.load(dpre_ptr + o_n.to(tl.int64)[:, None] * HD + o_h[None, :],
+                      mask=m_n[:, None] & m_h[None, :], other=0.0)
+        acc = tl.dot(b_xt, b_g, acc, input_precision=PRECISION)
+    o_out = ((i_s * K * K + tap) * C + o_c[:, None]).to(tl.int64) * HD + o_h[None, :]
+    tl.store(dw_ptr + o_out, acc, mask=m_c[:, None] & m_h[None, :])
+
+
+@triton.jit
+def _attention_mlp_bwd_input_kernel(
+    dpre_ptr, w_ptr, go_ptr, a_ptr, dx_ptr,
+    C, H, W, HD,
+    sgb, sgc, sgh, sgw, sdb, sdc, sdh, sdw,
+    K: tl.constexpr, GATE: tl.constexpr,
+    BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_HD: tl.constexpr, PRECISION: tl.constexpr,
+):
+    """dx[b, c, q] = sum_{tap, h} g_pre[b, q - off_tap, h] W1p[tap, c, h]  (+ g_out[b, c, q] alpha[b, q] if GATE)."""
+    i_p, i_c, i_b = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    o_p = i_p * BLOCK_P + tl.arange(0, BLOCK_P)
+    m_p = o_p < H * W
+    o_i, o_j = o_p // W, o_p % W
+    o_c = i_c * BLOCK_C + tl.arange(0, BLOCK_C)
+    m_c = o_c < C
+    acc = tl.zeros((BLOCK_P, BLOCK_C), dtype=tl.float32)
+    for tap in range(K * K):
+        ii = o_i - (tap // K - K // 2)
+        jj = o_j - (tap % K - K // 2)
+        m_in = m_p & (ii >= 0) & (ii < H) & (jj >= 0) & (jj < W)
+        o_row = (i_b * H * W + ii * W + jj).to(tl.int64) * HD
+        for h0 in range(0, HD, BLOCK_HD):
+            o_h = h0 + tl.arange(0, BLOCK_HD)
+            m_h = o_h < HD
+            b_g = tl.load(dpre_ptr + o_row[:, None] + o_h[None, :], mask=m_in[:, None] & m_h[None, :], other=0.0)
+            b_wt = tl.load(w_ptr + (tap * C + o_c[None, :]) * HD + o_h[:, None], mask=m_h[:, None] & m_c[None, :],
+                           other=0.0)
+            acc = tl.dot(b_g, b_wt, acc, input_precision=PRECISION)
+    m = m_p[:, None] & m_c[None, :]
+    if GATE:
+        o_go = i_b.to(tl.int64) * sgb + (o_i * sgh + o_j * sgw)[:, None] + o_c[None, :] * sgc
+        b_go = tl.load(go_ptr + o_go, mask=m, other=0.0).to(tl.float32)
+        b_a = tl.load(a_ptr + i_b * H * W + o_p, mask=m_p, other=0.0).to(tl.float32)
+        acc += b_go * b_a[:, None]
+    o_dx = i_b.to(tl.int64) * sdb + (o_i * sdh + o_j * sdw)[:, None] + o_c[None, :] * sdc
+    tl.store(dx_ptr + o_dx, acc.to(dx_ptr.dtype.element_ty), mask=m)
+
+
+# --------------------------------------------------------------------------------------------- launchers
+
+
+def _blocks(C: int, Hd: int, device: torch.device) -> tuple[int, int, int]:
+    """(BLOCK_P, BLOCK_C, BLOCK_HD); tl.dot needs every dimension >= 16."""
+    block_c = min(max(16, triton.next_power_of_2(C)), 64)
+    block_hd = min(max(16, triton.next_power_of_2(Hd)), 64)
+    block_p = 64 if device.type == "cuda" else 16
+    return block_p, block_c, block_hd
+
+
+def _pack_weight1(weight1: Tensor) -> Tensor:
+    """[Hd, C, k, k] -> [k*k, C, Hd] contiguous: row (tap, c) holds the Hd weights of one GEMM K-index."""
+    Hd, C, k, _ = weight1.shape
+    return weight1.permute(2, 3, 1, 0).reshape(k * k, C, Hd).contiguous()
+
+
+def attention_mlp_fwd(
+    x: Tensor, query_bias: Tensor, weight1: Tensor, bias1: Tensor | None, weight2: Tensor, bias2: Tensor | None,
+    gate: bool,
+) -> tuple[Tensor, Tensor]:
+    """Returns (out, alpha) when `gate`, else (empty, s). out has x's strides; alpha/s are [B, H, W] contiguous."""
+    B, C, H, W = x.shape
+    Hd, k = weight1.shape[0], weight1.shape[-1]
+    out = torch.empty_like(x) if gate else x.new_empty(0)
+    s = x.new_empty((B, H, W))
+    if B == 0:
+        return out, s
+    qb = query_bias.contiguous()
+    w2 = weight2.contiguous()
+    block_p, block_c, block_hd = _blocks(C, Hd, x.device)
+    so = out.stride() if gate else (0, 0, 0, 0)
+    grid = (triton.cdiv(H * W, block_p), B)
+    _attention_mlp_fwd_kernel[grid](
+        x, qb, _pack_weight1(weight1), bias1 if bias1 is not None else qb, w2, bias2 if bias2 is not None else qb,
+        out, s, C, H, W, Hd, *x.stride(), *so,
+        K=k, HAS_B1=bias1 is not None, HAS_B2=bias2 is not None, GATE=gate,
+        BLOCK_P=block_p, BLOCK_C=block_c, BLOCK_HD=block_hd, PRECISION=dot_precision(x),
+    )
+    return out, s
+
+
+def attention_mlp_bwd(
+    grad_out: Tensor | None, grad_s: Tensor, x: Tensor, query_bias: Tensor, weight1: Tensor, bias1: Tensor | None,
+    weight2: Tensor, alpha: Tensor | None, gate: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Gradients (dx, dquery_bias, dweight1, dbias1, dweight2, dbias2) in x's dtype.
+
+    gate: grad_out [B,C,H,W] and grad_s = dL/dalpha [B,H,W], alpha saved from forward;
+    scores: grad_s = dL/ds, grad_out and alpha unused.
+    """
+    B, C, H, W = x.shape
+    Hd, k = weight1.shape[0], weight1.shape[-1]
+    dx = torch.empty_like(x)
+    if B == 0:
+        zeros = [torch.zeros_like(t) for t in (query_bias, weight1, weight2)]
+        return dx, zeros[0], zeros[1], x.new_zeros(Hd), zeros[2], x.new_zeros(())
+    HW, N = H * W, B * H * W
+    block_p, block_c, block_hd = _blocks(C, Hd, x.device)
+    precision = dot_precision(x)
+    w1p = _pack_weight1(weight1)
+    qb, w2 = query_bias.contiguous(), weight2.contiguous()
+    gs = grad_s.contiguous()
+    go = grad_out if gate else gs
+    sg = grad_out.stride() if gate else (0, 0, 0, 0)
+    a = alpha.contiguous() if gate else gs
+    num_pb = triton.cdiv(HW, block_p)
+    dpre_dtype = torch.float32 if x.dtype == torch.float32 else x.dtype
+    dpre = torch.empty((N, Hd), device=x.device, dtype=dpre_dtype)
+    dqb_part = torch.empty((B, num_pb, Hd), device=x.device, dtype=torch.float32)
+    dw2_part = torch.empty((B, num_pb, Hd), device=x.device, dtype=torch.float32)
+    db2_part = torch.empty((B, num_pb), device=x.device, dtype=torch.float32)
+    _attention_mlp_bwd_pre_kernel[(num_pb, B)](
+        x, qb, w1p, bias1 if bias1 is not None else qb, w2, go, gs, a,
+        dpre, dqb_part, dw2_part, db2_part,
+        C, H, W, Hd, num_pb, *x.stride(), *sg,
+        K=k, HAS_B1=bias1 is not None, GATE=gate,
+        BLOCK_P=block_p, BLOCK_C=block_c, BLOCK_HD=block_hd, PRECISION=precision,
+    )
+
+    block_n = 64 if x.device.type == "cuda" else 32
+    tiles = k * k * triton.cdiv(C, block_c) * triton.cdiv(Hd, block_hd)
+    split = max(1, min(triton.cdiv(N, 4 * block_n), triton.cdiv(num_programs_target(x.device), tiles)))
+    n_per_split = triton.cdiv(triton.cdiv(N, split), block_n) * block_n
+    split = triton.cdiv(N, n_per_split)
+    dw_part = torch.empty((split, k * k, C, Hd), device=x.device, dtype=torch.float32)
+    _attention_mlp_bwd_weight_kernel[(k * k * triton.cdiv(C, block_c), triton.cdiv(Hd, block_hd), split)](
+        x, dpre, dw_part, N, C, H, W, Hd, n_per_split, *x.stride(),
+        K=k, BLOCK_N=block_n, BLOCK_C=block_c, BLOCK_HD=block_hd, PRECISION=precision,
+    )
+
+    _attention_mlp_bwd_input_kernel[(num_pb, triton.cdiv(C, block_c), B)](
+        dpre, w1p, go, a, dx, C, H, W, Hd, *sg, *dx.stride(),
+        K=k, GATE=gate, BLOCK_P=block_p, BLOCK_C=block_c, BLOCK_HD=block_hd, PRECISION=precision,
+    )
+    dqb = dqb_part.sum(1)
+    dw1 = dw_part.sum(0).reshape(k, k, C, Hd).permute(3, 2, 0, 1)
+    dtype = x.dtype
+    return (
+        dx, dqb.to(dtype), dw1.to(dtype).contiguous(), dqb.sum(0).to(dtype), dw2_part.sum((0, 1)).to(dtype),
+        db2_part.sum().to(dtype),
+    )

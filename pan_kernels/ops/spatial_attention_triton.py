@@ -1,0 +1,324 @@
+"""Triton kernels for the last attention layer: softmax over space + classifier (ops `hard_attention_marginal`,
+`soft_attention_pool`).
+
+hard_attention_marginal forward, one kernel: per (sample, pixel split) it computes log_softmax_ij(s), the
+per-pixel logits z = Wc x_ij + bc tile by tile on `tl.dot` (never written to memory), their logsumexp over
+classes, and a streaming logsumexp over its pixels of log alpha_ij + log_softmax_a(z_ij); the pixel splits are
+merged by a [B, splits, A] logsumexp. Backward (PERF.md): one kernel recomputes z and forms
+u_ij = sum_a G_a r_ija, grad_s and grad_z = G_a r_ija - p(a|ij) u_ij; dx = grad_z Wc and dWc = grad_z^T x are
+two GEMMs on that workspace.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from pan_kernels.ops._launch import dot_precision, num_programs_target
+
+
+@triton.jit
+def _logits_tile(
+    x_base, wc_ptr, bc_ptr, m_p, o_a, m_a, C, sxc,
+    HAS_BIAS: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_A: tl.constexpr,
+    PRECISION: tl.constexpr,
+):
+    """z[p, a] = sum_c x[p, c] Wc[a, c] (+ bc[a]); x_base [BLOCK_P] points at channel 0 of each pixel."""
+    acc = tl.zeros((BLOCK_P, BLOCK_A), dtype=tl.float32)
+    for c0 in range(0, C, BLOCK_C):
+        o_c = c0 + tl.arange(0, BLOCK_C)
+        m_c = o_c < C
+        b_x = tl.load(x_base[:, None] + o_c[None, :] * sxc, mask=m_p[:, None] & m_c[None, :], other=0.0)
+        b_w = tl.load(wc_ptr + o_a[None, :] * C + o_c[:, None], mask=m_c[:, None] & m_a[None, :], other=0.0)
+        acc = tl.dot(b_x, b_w, acc, input_precision=PRECISION)
+    if HAS_BIAS:
+        acc += tl.load(bc_ptr + o_a, mask=m_a, other=0.0).to(tl.float32)[None, :]
+    return acc
+
+
+@triton.jit
+def _spatial_logsumexp(s_ptr, HW, BLOCK_P: tl.constexpr):
+    """logsumexp over the HW scores at s_ptr, streamed in BLOCK_P chunks, one running (max, sum) per lane (fp32)."""
+    m = tl.full((BLOCK_P,), -float("inf"), dtype=tl.float32)
+    acc = tl.zeros((BLOCK_P,), dtype=tl.float32)
+    for p0 in range(0, HW, BLOCK_P):
+        o_p = p0 + tl.arange(0, BLOCK_P)
+        b_s = tl.load(s_ptr + o_p, mask=o_p < HW, other=-float("inf")).to(tl.float32)
+        m_new = tl.maximum(m, b_s)
+        # a lane with no finite score yet keeps acc = 0 (no inf - inf)
+        safe = tl.where(m_new == -float("inf"), 0.0, m_new)
+        acc = acc * tl.exp(m - safe) + tl.exp(b_s - safe)
+        m = m_new
+    m_all = tl.max(m, axis=0)
+    safe_all = tl.where(m_all == -float("inf"), 0.0, m_all)
+    return safe_all + tl.log(tl.sum(acc * tl.exp(m - safe_all), axis=0))
+
+
+@triton.jit
+def _hard_marginal_fwd_kernel(
+    x_ptr, s_ptr, wc_ptr, bc_ptr, alpha_ptr, stats_ptr, part_ptr,
+    C, HW, W, A, P_PER_SPLIT, NUM_SPLITS,
+    sxb, sxc, sxh, sxw,
+    HAS_BIAS: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_A: tl.constexpr,
+    PRECISION: tl.constexpr,
+):
+    """part[b, split, a] = logsumexp_{ij in split}( log alpha_ij + z_ija - logsumexp_a' z_ija' ).
+
+    Also writes alpha = softmax_ij(s) and stats[b] = [log alpha (HW) | logsumexp_a z (HW) | . (A)].
+    """
+    i_s, i_b = tl.program_id(0), tl.program_id(1)
+    n_stats = 2 * HW + A
+    lse_s = _spatial_logsumexp(s_ptr + i_b * HW, HW, BLOCK_P)
+    p_start = i_s * P_PER_SPLIT
+    p_end = tl.minimum(p_start + P_PER_SPLIT, HW)
+    x_b = x_ptr + i_b.to(tl.int64) * sxb
+    for p0 in range(p_start, p_end, BLOCK_P):
+        o_p = p0 + tl.arange(0, BLOCK_P)
+        m_p = o_p < p_end
+        log_alpha = tl.load(s_ptr + i_b * HW + o_p, mask=m_p, other=0.0).to(tl.float32) - lse_s
+        tl.store(alpha_ptr + i_b * HW + o_p, tl.exp(log_alpha).to(alpha_ptr.dtype.element_ty), mask=m_p)
+        tl.store(stats_ptr + i_b * n_stats + o_p, log_alpha, mask=m_p)
+        x_base = x_b + (o_p // W) * sxh + (o_p % W) * sxw
+        m_z = tl.full((BLOCK_P,), -float("inf"), dtype=tl.float32)
+        l_z = tl.zeros((BLOCK_P,), dtype=tl.float32)
+        for a0 in range(0, A, BLOCK_A):
+            o_a = a0 + tl.arange(0, BLOCK_A)
+            m_a = o_a < A
+            z = _logits_tile(x_base, wc_ptr, bc_ptr, m_p, o_a, m_a, C, sxc, HAS_BIAS, BLOCK_P, BLOCK_C, BLOCK_A,
+                             PRECISION)
+            z = tl.where(m_a[None, :], z, -float("inf"))
+            m_new = tl.maximum(m_z, tl.max(z, axis=1))
+            l_z = l_z * tl.exp(m_z - m_new) + tl.sum(tl.exp(z - m_new[:, None]), axis=1)
+            m_z = m_new
+        tl.store(stats_ptr + i_b * n_stats + HW + o_p, m_z + tl.log(l_z), mask=m_p)
+    tl.debug_barrier()
+    for a0 in range(0, A, BLOCK_A):
+        o_a = a0 + tl.arange(0, BLOCK_A)
+        m_a = o_a < A
+        m_acc = tl.full((BLOCK_A,), -float("inf"), dtype=tl.float32)
+        l_acc = tl.zeros((BLOCK_A,), dtype=tl.float32)
+        for p0 in range(p_start, p_end, BLOCK_P):
+            o_p = p0 + tl.arange(0, BLOCK_P)
+            m_p = o_p < p_end
+            x_base = x_b + (o_p // W) * sxh + (o_p % W) * sxw
+            z = _logits_tile(x_base, wc_ptr, bc_ptr, m_p, o_a, m_a, C, sxc, HAS_BIAS, BLOCK_P, BLOCK_C, BLOCK_A,
+                             PRECISION)
+            log_alpha = tl.load(stats_ptr + i_b * n_stats + o_p, mask=m_p, other=0.0)
+            lse_z = tl.load(stats_ptr + i_b * n_stats + HW + o_p, mask=m_p, other=0.0)
+            v = tl.where(m_p[:, None], z + (log_alpha - lse_z)[:, None], -float("inf"))
+            m_new = tl.maximum(m_acc, tl.max(v, axis=0))
+            # a column whose running max is still -inf has no mass yet: keep it at exactly 0 (no inf - inf).
+            safe = tl.where(m_new == -float("inf"), 0.0, m_new)
+            l_acc = l_acc * tl.exp(m_acc - safe) + tl.sum(tl.exp(v - safe[None, :]), axis=0)
+            m_acc = m_new
+        tl.store(part_ptr + (i_b * NUM_SPLITS + i_s) * A + o_a, m_acc + tl.log(l_acc), mask=m_a)
+
+
+@triton.jit
+def _hard_marginal_bwd_kernel(
+    x_ptr, wc_ptr, bc_ptr, stats_ptr, g_ptr, gsum_ptr, ga_ptr, gadot_ptr, ds_ptr, gz_ptr,
+    C, HW, W, A,
+    sxb, sxc, sxh, sxw,
+    HAS_BIAS: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_A: tl.constexpr,
+    PRECISION: tl.constexpr,
+):
+    """r_ija = alpha_ij p(a|ij) / p(a); u_ij = sum_a G_a r_ija;
+    ds_ij = u_ij - alpha_ij sum_a G_a + alpha_ij (g_alpha_ij - sum_kl alpha_kl g_alpha_kl);
+    grad_z[b, ij, a] = G_a r_ija - p(a|ij) u_ij (fp32 workspace)."""
+    i_p, i_b = tl.program_id(0), tl.program_id(1)
+    n_stats = 2 * HW + A
+    o_p = i_p * BLOCK_P + tl.arange(0, BLOCK_P)
+    m_p = o_p < HW
+    log_alpha = tl.load(stats_ptr + i_b * n_stats + o_p, mask=m_p, other=-float("inf"))
+    lse_z = tl.load(stats_ptr + i_b * n_stats + HW + o_p, mask=m_p, other=0.0)
+    x_base = x_ptr + i_b.to(tl.int64) * sxb + (o_p // W) * sxh + (o_p % W) * sxw
+    u = tl.zeros((BLOCK_P,), dtype=tl.float32)
+    for a0 in range(0, A, BLOCK_A):
+        o_a = a0 + tl.arange(0, BLOCK_A)
+        m_a = o_a < A
+        z = _logits_tile(x_base, wc_ptr, bc_ptr, m_p, o_a, m_a, C, sxc, HAS_BIAS, BLOCK_P, BLOCK_C, BLOCK_A, PRECISION)
+        log_p = tl.load(stats_ptr + i_b * n_stats + 2 * HW + o_a, mask=m_a, other=0.0)
+        b_g = tl.load(g_ptr + i_b * A + o_a, mask=m_a, other=0.0)
+        r = tl.exp((log_alpha - lse_z)[:, None] + z - log_p[None, :])
+        u += tl.sum(tl.where(m_a[None, :], b_g[None, :] * r, 0.0), axis=1)
+    alpha = tl.exp(log_alpha)
+    b_ga = tl.load(ga_ptr + i_b * HW + o_p, mask=m_p, other=0.0)
+    ds = u - alpha * tl.load(gsum_ptr + i_b) + alpha * (b_ga - tl.load(gadot_ptr + i_b))
+    tl.store(ds_ptr + i_b * HW + o_p, ds.to(ds_ptr.dtype.element_ty), mask=m_p)
+    for a0 in range(0, A, BLOCK_A):
+        o_a = a0 + tl.arange(0, BLOCK_A)
+        m_a = o_a < A
+        z = _logits_tile(x_base, wc_ptr, bc_ptr, m_p, o_a, m_a, C, sxc, HAS_BIAS, BLOCK_P, BLOCK_C, BLOCK_A, PRECISION)
+        log_p = tl.load(stats_ptr + i_b * n_stats + 2 * HW + o_a, mask=m_a, other=0.0)
+        b_g = tl.load(g_ptr + i_b * A + o_a, mask=m_a, other=0.0)
+        log_pz = z - lse_z[:, None]
+        gz = b_g[None, :] * tl.exp(log_alpha[:, None] + log_pz - log_p[None, :]) - tl.exp(log_pz) * u[:, None]
+        o_gz = (i_b * HW + o_p).to(tl.int64)[:, None] * A + o_a[None, :]
+        tl.store(gz_ptr + o_gz, gz, mask=m_p[:, None] & m_a[None, :])
+
+
+@triton.jit
+def _soft_pool_fwd_kernel(
+    x_ptr, s_ptr, f_ptr, alpha_ptr,
+    C, HW, W, sxb, sxc, sxh, sxw,
+    BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    """f[b, c] = sum_ij softmax(s)_ij x[b, c, ij]; the first channel block also writes alpha."""
+    i_c, i_b = tl.program_id(0), tl.program_id(1)
+    o_c = i_c * BLOCK_C + tl.arange(0, BLOCK_C)
+    m_c = o_c < C
+    lse_s = _spatial_logsumexp(s_ptr + i_b * HW, HW, BLOCK_P)
+    acc = tl.zeros((BLOCK_C,), dtype=tl.float32)
+    x_b = x_ptr + i_b.to(tl.int64) * sxb
+    for p0 in range(0, HW, BLOCK_P):
+        o_p = p0 + tl.arange(0, BLOCK_P)
+        m_p = o_p < HW
+        alpha = tl.exp(tl.load(s_ptr + i_b * HW + o_p, mask=m_p, other=-float("inf")).to(tl.float32) - lse_s)
+        if i_c == 0:
+            tl.store(alpha_ptr + i_b * HW + o_p, alpha.to(alpha_ptr.dtype.element_ty), mask=m_p)
+        o_x = o_c[:, None] * sxc + ((o_p // W) * sxh + (o_p % W) * sxw)[None, :]
+        b_x = tl.load(x_b + o_x, mask=m_c[:, None] & m_p[None, :], other=0.0).to(tl.float32)
+        acc += tl.sum(b_x * alpha[None, :], axis=1)
+    tl.store(f_ptr + i_b * C + o_c, acc.to(f_ptr.dtype.element_ty), mask=m_c)
+
+
+@triton.jit
+def _soft_pool_bwd_kernel(
+    x_ptr, alpha_ptr, gf_ptr, ga_ptr, ds_ptr, dx_ptr, work_ptr,
+    C, HW, W, sxb, sxc, sxh, sxw, sdb, sdc, sdh, sdw,
+    BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    """g_alpha_ij += sum_c G_c x_cij; ds_ij = alpha_ij (g_alpha_ij - sum_kl alpha_kl g_alpha_kl); dx_cij = alpha_ij G_c."""
+    i_b = tl.program_id(0)
+    x_b = x_ptr + i_b.to(tl.int64) * sxb
+    dot_lanes = tl.zeros((BLOCK_P,), dtype=tl.float32)
+    for p0 in range(0, HW, BLOCK_P):
+        o_p = p0 + tl.arange(0, BLOCK_P)
+        m_p = o_p < HW
+        o_pix = (o_p // W) * sxh + (o_p % W) * sxw
+        g_alpha = tl.load(ga_ptr + i_b * HW + o_p, mask=m_p, other=0.0)
+        for c0 in range(0, C, BLOCK_C):
+            o_c = c0 + tl.arange(0, BLOCK_C)
+            m_c = o_c < C
+            b_x = tl.load(x_b + o_c[:, None] * sxc + o_pix[None, :], mask=m_c[:, None] & m_p[None, :], other=0.0)
+            b_gf = tl.load(gf_ptr + i_b * C + o_c, mask=m_c, other=0.0)
+            g_alpha += tl.sum(b_x.to(tl.float32) * b_gf[:, None], axis=0)
+        alpha = tl.load(alpha_ptr + i_b * HW + o_p, mask=m_p, other=0.0).to(tl.float32)
+        dot_lanes += alpha * g_alpha
+        tl.store(work_ptr + i_b * HW + o_p, g_alpha, mask=m_p)
+    dot = tl.sum(dot_lanes, axis=0)
+    tl.debug_barrier()
+    for p0 in range(0, HW, BLOCK_P):
+        o_p = p0 + tl.arange(0, BLOCK_P)
+        m_p = o_p < HW
+        alpha = tl.load(alpha_ptr + i_b * HW + o_p, mask=m_p, other=0.0).to(tl.float32)
+        g_alpha = tl.load(work_ptr + i_b * HW + o_p, mask=m_p, other=0.0)
+        tl.store(ds_ptr + i_b * HW + o_p, (alpha * (g_alpha - dot)).to(ds_ptr.dtype.element_ty), mask=m_p)
+        o_pix = (o_p // W) * sdh + (o_p % W) * sdw
+        for c0 in range(0, C, BLOCK_C):
+            o_c = c0 + tl.arange(0, BLOCK_C)
+            m_c = o_c < C
+            b_gf = tl.load(gf_ptr + i_b * C + o_c, mask=m_c, other=0.0)
+            o_dx = i_b.to(tl.int64) * sdb + o_c[:, None] * sdc + o_pix[None, :]
+            tl.store(dx_ptr + o_dx, (b_gf[:, None] * alpha[None, :]).to(dx_ptr.dtype.element_ty),
+                     mask=m_c[:, None] & m_p[None, :])
+
+
+# --------------------------------------------------------------------------------------------- launchers
+
+
+def _blocks(C: int, A: int, device: torch.device) -> tuple[int, int, int]:
+    """(BLOCK_P, BLOCK_C, BLOCK_A); tl.dot needs every dimension >= 16."""
+    block_c = min(max(16, triton.next_power_of_2(C)), 64)
+    block_a = min(max(16, triton.next_power_of_2(A)), 64)
+    block_p = 32 if device.type == "cuda" else 16
+    return block_p, block_c, block_a
+
+
+def hard_attention_marginal_fwd(
+    x: Tensor, scores: Tensor, cls_weight: Tensor, cls_bias: Tensor | None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(log_p [B,A] in x's dtype, alpha [B,H,W], stats fp32 [B, 2*HW + A]) — see pan_kernels.ops.schemas."""
+    B, C, H, W = x.shape
+    A, HW = cls_weight.shape[0], H * W
+    log_p = x.new_empty((B, A))
+    alpha = x.new_empty((B, H, W))
+    stats = torch.empty((B, 2 * HW + A), device=x.device, dtype=torch.float32)
+    if B == 0:
+        return log_p, alpha, stats
+    block_p, block_c, block_a = _blocks(C, A, x.device)
+    splits = max(1, min(triton.cdiv(HW, 4 * block_p), triton.cdiv(num_programs_target(x.device), B)))
+    p_per_split = triton.cdiv(triton.cdiv(HW, splits), block_p) * block_p
+    splits = triton.cdiv(HW, p_per_split)
+    part = torch.empty((B, splits, A), device=x.device, dtype=torch.float32)
+    wc = cls_weight.contiguous()
+    _hard_marginal_fwd_kernel[(splits, B)](
+        x, scores.contiguous(), wc, cls_bias if cls_bias is not None else wc, alpha, stats, part,
+        C, HW, W, A, p_per_split, splits, *x.stride(),
+        HAS_BIAS=cls_bias is not None, BLOCK_P=block_p, BLOCK_C=block_c, BLOCK_A=block_a,
+        PRECISION=dot_precision(x),
+    )
+    log_p32 = torch.logsumexp(part, dim=1)
+    stats[:, 2 * HW:] = log_p32
+    log_p.copy_(log_p32)
+    return log_p, alpha, stats
+
+
+def hard_attention_marginal_bwd(
+    grad_log_p: Tensor, grad_alpha: Tensor, x: Tensor, cls_weight: Tensor, cls_bias: Tensor | None, stats: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(dx, dscores, dcls_weight, dcls_bias) in x's dtype."""
+    B, C, H, W = x.shape
+    A, HW = cls_weight.shape[0], H * W
+    dx = torch.empty_like(x)
+    ds = x.new_empty((B, H, W))
+    if B == 0:
+        return dx, ds, torch.zeros_like(cls_weight), x.new_zeros(A)
+    g = grad_log_p.float().contiguous()
+    ga = grad_alpha.float().reshape(B, HW).contiguous()
+    alpha = stats[:, :HW].exp()
+    gz = torch.empty((B, HW, A), device=x.device, dtype=torch.float32)
+    block_p, block_c, block_a = _blocks(C, A, x.device)
+    wc = cls_weight.contiguous()
+    _hard_marginal_bwd_kernel[(triton.cdiv(HW, block_p), B)](
+        x, wc, cls_bias if cls_bias is not None else wc, stats, g, g.sum(1), ga, (alpha * ga).sum(1), ds, gz,
+        C, HW, W, A, *x.stride(),
+        HAS_BIAS=cls_bias is not None, BLOCK_P=block_p, BLOCK_C=block_c, BLOCK_A=block_a,
+        PRECISION=dot_precision(x),
+    )
+    x_rows = x.reshape(B, C, HW).float()
+    dx.copy_(torch.matmul(gz, wc.float()).transpose(1, 2).reshape(B, C, H, W))
+    dwc = torch.einsum("bpa,bcp->ac", gz, x_rows)
+    return dx, ds, dwc.to(x.dtype), gz.sum((0, 1)).to(x.dtype)
+
+
+def soft_attention_pool_fwd(x: Tensor, scores: Tensor) -> tuple[Tensor, Tensor]:
+    """(f_att [B,C], alpha [B,H,W]) in x's dtype."""
+    B, C, H, W = x.shape
+    f = x.new_empty((B, C))
+    alpha = x.new_empty((B, H, W))
+    if B == 0:
+        return f, alpha
+    block_p, block_c, _ = _blocks(C, 1, x.device)
+    _soft_pool_fwd_kernel[(triton.cdiv(C, block_c), B)](
+        x, scores.contiguous(), f, alpha, C, H * W, W, *x.stride(), BLOCK_P=block_p, BLOCK_C=block_c,
+    )
+    return f, alpha
+
+
+def soft_attention_pool_bwd(grad_f: Tensor, grad_alpha: Tensor, x: Tensor, alpha: Tensor) -> tuple[Tensor, Tensor]:
+    """(dx, dscores) in x's dtype."""
+    B, C, H, W = x.shape
+    dx = torch.empty_like(x)
+    ds = x.new_empty((B, H, W))
+    if B == 0:
+        return dx, ds
+    work = torch.empty((B, H * W), device=x.device, dtype=torch.float32)
+    block_p, block_c, _ = _blocks(C, 1, x.device)
+    _soft_pool_bwd_kernel[(B,)](
+        x, alpha.contiguous(), grad_f.float().contiguous(), grad_alpha.float().contiguous(), ds, dx, work,
+        C, H * W, W, *x.stride(), *dx.stride(), BLOCK_P=block_p, BLOCK_C=block_c,
+    )
+    return dx, ds
