@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import os
 
@@ -19,10 +18,22 @@ AUTO_PREFERENCE = {
 }
 
 
-@functools.cache
+def _load_cuda_extension() -> bool:
+    try:
+        from pan_kernels import _C  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# Decided once at import: plain constants keep backend selection free of caches and imports under torch.compile.
+_HAS_TRITON = importlib.util.find_spec("triton") is not None
+_HAS_CUDA_EXTENSION = _load_cuda_extension()
+
+
 def has_triton() -> bool:
     """True when the `triton` package is importable."""
-    return importlib.util.find_spec("triton") is not None
+    return _HAS_TRITON
 
 
 def triton_interpreting() -> bool:
@@ -30,14 +41,9 @@ def triton_interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
 
 
-@functools.cache
 def has_cuda_extension() -> bool:
     """True when the compiled extension `pan_kernels._C` (built from csrc/) was built and loads."""
-    try:
-        from pan_kernels import _C  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return _HAS_CUDA_EXTENSION
 
 
 def _triton_usable(device: torch.device) -> str | None:

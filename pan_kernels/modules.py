@@ -67,7 +67,7 @@ class ProgressiveAttention(nn.Module):
 
 
 class _Classifier(nn.Module):
-    def __init__(self, in_channels: int, num_classes: int, backend: str):
+    def __init__(self, in_channels: int, num_classes: int, backend: str = "auto"):
         super().__init__()
         for name, value in (("in_channels", in_channels), ("num_classes", num_classes)):
             if not isinstance(value, int) or value < 1:

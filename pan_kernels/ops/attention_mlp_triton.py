@@ -16,7 +16,8 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from pan_kernels.ops._launch import dot_precision, num_programs_target
+from pan_kernels.ops import _launch
+from pan_kernels.ops._triton_utils import mma
 
 # ----------------------------------------------------------------------------------------------- kernels
 
@@ -43,7 +44,7 @@ def _preact_tile(
             b_w = tl.load(
                 w_ptr + (tap * C + o_c[:, None]) * HD + o_h[None, :], mask=m_c[:, None] & m_h[None, :], other=0.0
             )
-            acc = tl.dot(b_x, b_w, acc, input_precision=PRECISION)
+            acc = mma(b_x, b_w, acc, PRECISION)
     return acc
 
 
@@ -172,7 +173,7 @@ def _attention_mlp_bwd_weight_kernel(
         b_xt = tl.load(x_ptr + o_c[:, None] * sxc + o_x[None, :], mask=m_c[:, None] & m_in[None, :], other=0.0)
         b_g = tl.load(dpre_ptr + o_n.to(tl.int64)[:, None] * HD + o_h[None, :],
                       mask=m_n[:, None] & m_h[None, :], other=0.0)
-        acc = tl.dot(b_xt, b_g, acc, input_precision=PRECISION)
+        acc = mma(b_xt, b_g, acc, PRECISION)
     o_out = ((i_s * K * K + tap) * C + o_c[:, None]).to(tl.int64) * HD + o_h[None, :]
     tl.store(dw_ptr + o_out, acc, mask=m_c[:, None] & m_h[None, :])
 
@@ -204,7 +205,7 @@ def _attention_mlp_bwd_input_kernel(
             b_g = tl.load(dpre_ptr + o_row[:, None] + o_h[None, :], mask=m_in[:, None] & m_h[None, :], other=0.0)
             b_wt = tl.load(w_ptr + (tap * C + o_c[None, :]) * HD + o_h[:, None], mask=m_h[:, None] & m_c[None, :],
                            other=0.0)
-            acc = tl.dot(b_g, b_wt, acc, input_precision=PRECISION)
+            acc = mma(b_g, b_wt, acc, PRECISION)
     m = m_p[:, None] & m_c[None, :]
     if GATE:
         o_go = i_b.to(tl.int64) * sgb + (o_i * sgh + o_j * sgw)[:, None] + o_c[None, :] * sgc
@@ -218,11 +219,11 @@ def _attention_mlp_bwd_input_kernel(
 # --------------------------------------------------------------------------------------------- launchers
 
 
-def _blocks(C: int, Hd: int, device: torch.device) -> tuple[int, int, int]:
+def _blocks(C: int, Hd: int, gpu: bool) -> tuple[int, int, int]:
     """(BLOCK_P, BLOCK_C, BLOCK_HD); tl.dot needs every dimension >= 16."""
     block_c = min(max(16, triton.next_power_of_2(C)), 64)
     block_hd = min(max(16, triton.next_power_of_2(Hd)), 64)
-    block_p = 64 if device.type == "cuda" else 16
+    block_p = 64 if gpu else 16
     return block_p, block_c, block_hd
 
 
@@ -245,14 +246,14 @@ def attention_mlp_fwd(
         return out, s
     qb = query_bias.contiguous()
     w2 = weight2.contiguous()
-    block_p, block_c, block_hd = _blocks(C, Hd, x.device)
+    block_p, block_c, block_hd = _blocks(C, Hd, _launch.on_gpu(x))
     so = out.stride() if gate else (0, 0, 0, 0)
     grid = (triton.cdiv(H * W, block_p), B)
     _attention_mlp_fwd_kernel[grid](
         x, qb, _pack_weight1(weight1), bias1 if bias1 is not None else qb, w2, bias2 if bias2 is not None else qb,
         out, s, C, H, W, Hd, *x.stride(), *so,
         K=k, HAS_B1=bias1 is not None, HAS_B2=bias2 is not None, GATE=gate,
-        BLOCK_P=block_p, BLOCK_C=block_c, BLOCK_HD=block_hd, PRECISION=dot_precision(x),
+        BLOCK_P=block_p, BLOCK_C=block_c, BLOCK_HD=block_hd, PRECISION=_launch.dot_precision(x),
     )
     return out, s
 
@@ -273,8 +274,8 @@ def attention_mlp_bwd(
         zeros = [torch.zeros_like(t) for t in (query_bias, weight1, weight2)]
         return dx, zeros[0], zeros[1], x.new_zeros(Hd), zeros[2], x.new_zeros(())
     HW, N = H * W, B * H * W
-    block_p, block_c, block_hd = _blocks(C, Hd, x.device)
-    precision = dot_precision(x)
+    block_p, block_c, block_hd = _blocks(C, Hd, _launch.on_gpu(x))
+    precision = _launch.dot_precision(x)
     w1p = _pack_weight1(weight1)
     qb, w2 = query_bias.contiguous(), weight2.contiguous()
     gs = grad_s.contiguous()
@@ -295,9 +296,9 @@ def attention_mlp_bwd(
         BLOCK_P=block_p, BLOCK_C=block_c, BLOCK_HD=block_hd, PRECISION=precision,
     )
 
-    block_n = 64 if x.device.type == "cuda" else 32
+    block_n = 64 if _launch.on_gpu(x) else 32
     tiles = k * k * triton.cdiv(C, block_c) * triton.cdiv(Hd, block_hd)
-    split = max(1, min(triton.cdiv(N, 4 * block_n), triton.cdiv(num_programs_target(x.device), tiles)))
+    split = max(1, min(triton.cdiv(N, 4 * block_n), triton.cdiv(_launch.num_programs_target(x), tiles)))
     n_per_split = triton.cdiv(triton.cdiv(N, split), block_n) * block_n
     split = triton.cdiv(N, n_per_split)
     dw_part = torch.empty((split, k * k, C, Hd), device=x.device, dtype=torch.float32)

@@ -16,7 +16,8 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from pan_kernels.ops._launch import dot_precision, num_programs_target
+from pan_kernels.ops import _launch
+from pan_kernels.ops._triton_utils import mma
 
 
 @triton.jit
@@ -32,7 +33,7 @@ def _logits_tile(
         m_c = o_c < C
         b_x = tl.load(x_base[:, None] + o_c[None, :] * sxc, mask=m_p[:, None] & m_c[None, :], other=0.0)
         b_w = tl.load(wc_ptr + o_a[None, :] * C + o_c[:, None], mask=m_c[:, None] & m_a[None, :], other=0.0)
-        acc = tl.dot(b_x, b_w, acc, input_precision=PRECISION)
+        acc = mma(b_x, b_w, acc, PRECISION)
     if HAS_BIAS:
         acc += tl.load(bc_ptr + o_a, mask=m_a, other=0.0).to(tl.float32)[None, :]
     return acc
@@ -229,11 +230,11 @@ def _soft_pool_bwd_kernel(
 # --------------------------------------------------------------------------------------------- launchers
 
 
-def _blocks(C: int, A: int, device: torch.device) -> tuple[int, int, int]:
+def _blocks(C: int, A: int, gpu: bool) -> tuple[int, int, int]:
     """(BLOCK_P, BLOCK_C, BLOCK_A); tl.dot needs every dimension >= 16."""
     block_c = min(max(16, triton.next_power_of_2(C)), 64)
     block_a = min(max(16, triton.next_power_of_2(A)), 64)
-    block_p = 32 if device.type == "cuda" else 16
+    block_p = 32 if gpu else 16
     return block_p, block_c, block_a
 
 
@@ -248,8 +249,8 @@ def hard_attention_marginal_fwd(
     stats = torch.empty((B, 2 * HW + A), device=x.device, dtype=torch.float32)
     if B == 0:
         return log_p, alpha, stats
-    block_p, block_c, block_a = _blocks(C, A, x.device)
-    splits = max(1, min(triton.cdiv(HW, 4 * block_p), triton.cdiv(num_programs_target(x.device), B)))
+    block_p, block_c, block_a = _blocks(C, A, _launch.on_gpu(x))
+    splits = max(1, min(triton.cdiv(HW, 4 * block_p), triton.cdiv(_launch.num_programs_target(x), B)))
     p_per_split = triton.cdiv(triton.cdiv(HW, splits), block_p) * block_p
     splits = triton.cdiv(HW, p_per_split)
     part = torch.empty((B, splits, A), device=x.device, dtype=torch.float32)
@@ -258,7 +259,7 @@ def hard_attention_marginal_fwd(
         x, scores.contiguous(), wc, cls_bias if cls_bias is not None else wc, alpha, stats, part,
         C, HW, W, A, p_per_split, splits, *x.stride(),
         HAS_BIAS=cls_bias is not None, BLOCK_P=block_p, BLOCK_C=block_c, BLOCK_A=block_a,
-        PRECISION=dot_precision(x),
+        PRECISION=_launch.dot_precision(x),
     )
     log_p32 = torch.logsumexp(part, dim=1)
     stats[:, 2 * HW:] = log_p32
@@ -280,13 +281,13 @@ def hard_attention_marginal_bwd(
     ga = grad_alpha.float().reshape(B, HW).contiguous()
     alpha = stats[:, :HW].exp()
     gz = torch.empty((B, HW, A), device=x.device, dtype=torch.float32)
-    block_p, block_c, block_a = _blocks(C, A, x.device)
+    block_p, block_c, block_a = _blocks(C, A, _launch.on_gpu(x))
     wc = cls_weight.contiguous()
     _hard_marginal_bwd_kernel[(triton.cdiv(HW, block_p), B)](
         x, wc, cls_bias if cls_bias is not None else wc, stats, g, g.sum(1), ga, (alpha * ga).sum(1), ds, gz,
         C, HW, W, A, *x.stride(),
         HAS_BIAS=cls_bias is not None, BLOCK_P=block_p, BLOCK_C=block_c, BLOCK_A=block_a,
-        PRECISION=dot_precision(x),
+        PRECISION=_launch.dot_precision(x),
     )
     x_rows = x.reshape(B, C, HW).float()
     dx.copy_(torch.matmul(gz, wc.float()).transpose(1, 2).reshape(B, C, H, W))
@@ -301,7 +302,7 @@ def soft_attention_pool_fwd(x: Tensor, scores: Tensor) -> tuple[Tensor, Tensor]:
     alpha = x.new_empty((B, H, W))
     if B == 0:
         return f, alpha
-    block_p, block_c, _ = _blocks(C, 1, x.device)
+    block_p, block_c, _ = _blocks(C, 1, _launch.on_gpu(x))
     _soft_pool_fwd_kernel[(triton.cdiv(C, block_c), B)](
         x, scores.contiguous(), f, alpha, C, H * W, W, *x.stride(), BLOCK_P=block_p, BLOCK_C=block_c,
     )
@@ -316,7 +317,7 @@ def soft_attention_pool_bwd(grad_f: Tensor, grad_alpha: Tensor, x: Tensor, alpha
     if B == 0:
         return dx, ds
     work = torch.empty((B, H * W), device=x.device, dtype=torch.float32)
-    block_p, block_c, _ = _blocks(C, 1, x.device)
+    block_p, block_c, _ = _blocks(C, 1, _launch.on_gpu(x))
     _soft_pool_bwd_kernel[(B,)](
         x, alpha.contiguous(), grad_f.float().contiguous(), grad_alpha.float().contiguous(), ds, dx, work,
         C, H * W, W, *x.stride(), *dx.stride(), BLOCK_P=block_p, BLOCK_C=block_c,
