@@ -77,8 +77,11 @@ def _pyramid(photo: np.ndarray) -> tuple[np.ndarray, ...]:
     short = min(photo.shape[:2])
     if short < IMAGE_SIZE:
         zoom = IMAGE_SIZE / short
-        photo = resize_u8(photo, max(IMAGE_SIZE, scaled_size(photo.shape[0], zoom)),
-                          max(IMAGE_SIZE, scaled_size(photo.shape[1], zoom)))
+        photo = resize_u8(
+            photo,
+            max(IMAGE_SIZE, scaled_size(photo.shape[0], zoom)),
+            max(IMAGE_SIZE, scaled_size(photo.shape[1], zoom)),
+        )
         short = min(photo.shape[:2])
     levels = [_box_downscale(photo, f) for f in range(1, _MAX_DOWNSCALE + 1) if short // f >= IMAGE_SIZE]
     for level in levels:
@@ -121,7 +124,7 @@ def _skimage_photo(name: str) -> np.ndarray:
 def _build(names: tuple[str, ...], photos: list[np.ndarray]) -> Backgrounds:
     digest = hashlib.sha256()
     levels = []
-    for name, photo in zip(names, photos):
+    for name, photo in zip(names, photos, strict=True):
         rgb = to_rgb_u8(photo, name)
         digest.update(f"{name}:{rgb.shape}".encode())
         digest.update(rgb.tobytes())

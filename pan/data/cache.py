@@ -17,7 +17,16 @@ from pathlib import Path
 
 from pan.data.dataset import PanDataset
 
-__all__ = ["DEFAULT_CACHE_DIR", "default_cache_dir", "resolve_cache_dir", "cache_key", "cache_path", "load", "store"]
+__all__ = [
+    "DEFAULT_CACHE_DIR",
+    "default_cache_dir",
+    "resolve_cache_dir",
+    "cache_key",
+    "cache_path",
+    "load",
+    "store",
+    "atomic_save",
+]
 
 
 class _DefaultCacheDir:
@@ -78,9 +87,15 @@ def load(path: Path, params: dict) -> PanDataset | None:
 
 
 def store(path: Path, dataset: PanDataset, params: dict) -> None:
-    """Write ``dataset`` atomically (temp file in the same directory, fsync, ``os.replace``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``dataset`` to the cache (its meta records the cache key), atomically."""
     dataset.meta = {**dataset.meta, "cache_key": cache_key(params)}
+    atomic_save(path, dataset)
+
+
+def atomic_save(path: str | os.PathLike, dataset: PanDataset) -> None:
+    """``dataset.save(path)`` via a temp file in the same directory, fsync and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -22,9 +22,10 @@ SCALE_RANGE = (0.5, 3.0)
 
 #: The five colour answers of the paper, in answer-index order.
 COLOR_NAMES = ("green", "yellow", "white", "red", "blue")
-#: Reference RGB value of each colour, ``[5, 3]`` uint8 (row i is ``COLOR_NAMES[i]``).
+#: Reference RGB value of each colour, ``[5, 3]`` uint8 (row i is ``COLOR_NAMES[i]``). Channels are 30 or 225, three
+#: noise standard deviations away from 0 and 255, so the Gaussian colour noise is (almost) never clipped.
 COLOR_RGB = np.array(
-    [[0, 255, 0], [255, 255, 0], [255, 255, 255], [255, 0, 0], [0, 0, 255]],
+    [[30, 225, 30], [225, 225, 30], [225, 225, 225], [225, 30, 30], [30, 30, 225]],
     dtype=np.uint8,
 )
 COLOR_RGB.setflags(write=False)

@@ -24,7 +24,7 @@ _DTYPES = {
 }
 
 
-@dataclass
+@dataclass(eq=False)
 class PanDataset:
     """One split of MREF / MDIST / MBG.
 
@@ -106,7 +106,7 @@ class PanDataset:
             missing = [k for k in (*_ARRAYS, "meta") if k not in data.files]
             if missing:
                 raise ValueError(f"{path}: not a PAN dataset file (missing {missing})")
-            arrays = {k: np.array(data[k]) for k in _ARRAYS}
+            arrays = {k: data[k] for k in _ARRAYS}
             meta = json.loads(str(data["meta"]))
         dataset = cls(**arrays, meta=meta)
         dataset.validate()

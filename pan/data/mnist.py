@@ -171,9 +171,7 @@ def _read_pair(directory: Path, prefix: str) -> tuple[np.ndarray, np.ndarray, li
     lbl_path = _find(directory, prefix, "labels")
     for path, kind, rank in ((img_path, "images", 3), (lbl_path, "labels", 1)):
         if path is None:
-            raise FileNotFoundError(
-                f"MNIST IDX file {prefix}-{kind}-idx{rank}-ubyte (or .gz) not found in {directory}"
-            )
+            raise FileNotFoundError(f"MNIST IDX file {prefix}-{kind}-idx{rank}-ubyte (or .gz) not found in {directory}")
     images = read_idx(img_path)
     labels = read_idx(lbl_path)
     if images.ndim != 3 or images.shape[1:] != (DIGIT_SIZE, DIGIT_SIZE):

@@ -148,7 +148,8 @@ def _place_digits(
                         k = int(rng.integers(ys.size))
                         y, x = int(ys[k]), int(xs[k])
                         h, w = alpha.shape
-                        occupied[max(0, y - DIGIT_GAP) : y + h + DIGIT_GAP, max(0, x - DIGIT_GAP) : x + w + DIGIT_GAP] = True
+                        g = DIGIT_GAP
+                        occupied[max(0, y - g) : y + h + g, max(0, x - g) : x + w + g] = True
                         placed[j] = (y, x, alpha)
                         break
             scales[j] = rng.uniform(*SCALE_RANGE)
@@ -178,7 +179,7 @@ def render_image(
         classes = rng.permutation(10)[:num_digits].astype(np.int64)
         class_sizes = np.array([ctx.by_class[c].size for c in classes])
         picks = rng.integers(0, class_sizes)
-        digits = [ctx.digits[ctx.by_class[c][p]] for c, p in zip(classes, picks)]
+        digits = [ctx.digits[ctx.by_class[c][p]] for c, p in zip(classes, picks, strict=True)]
         answers, colours = _noisy_colours(rng, num_digits)
         scales = rng.uniform(*SCALE_RANGE, size=num_digits)
         placed = _place_digits(rng, digits, scales)

@@ -1,0 +1,58 @@
+"""PAN[S], PAN[H] (+CTX), SAN and HAN: the reference CNN with query-conditioned attention from pan_kernels.
+
+PAN: sigmoid attention (with local context k = 2*context+1) after pools 1-3, each followed by batch-norm, and a
+softmax attention (no context) after pool 4 feeding a soft (pooled fc) or hard (marginalised per-location fc) head.
+SAN / HAN: the same CNN with only the last-layer soft / hard attention.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from pan.models.backbone import CHANNELS, NUM_STAGES, STAGE_GEOMETRY, Backbone
+from pan.models.outputs import ModelOutput
+from pan_kernels import HardAttentionHead, ProgressiveAttention, SoftAttentionHead
+
+HEADS = {"soft": SoftAttentionHead, "hard": HardAttentionHead}
+
+
+class AttentionCNN(nn.Module):
+    """images [B, 3, 100, 100] in [0, 1], query [B] int64 -> ModelOutput(log_probs [B, A], attention maps)."""
+
+    def __init__(self, gated_stages: tuple[int, ...], context: int, head: str, *, backend: str = "auto",
+                 num_queries: int = 10, num_classes: int = 5, hidden: int = 32):
+        super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {tuple(HEADS)}, got {head!r}")
+        if any(not 0 <= s < NUM_STAGES - 1 for s in gated_stages):
+            raise ValueError(f"gated_stages must lie in 0..{NUM_STAGES - 2}, got {gated_stages}")
+        self.backbone = Backbone()
+        self.gated_stages = tuple(gated_stages)
+        self.gates = nn.ModuleList(
+            [ProgressiveAttention(CHANNELS, hidden, num_queries, context=context, backend=backend)
+             for _ in gated_stages])
+        self.norms = nn.ModuleList([nn.BatchNorm2d(CHANNELS) for _ in gated_stages])
+        self.scores = ProgressiveAttention(CHANNELS, hidden, num_queries, context=0, gate="none", backend=backend)
+        self.head = HEADS[head](CHANNELS, num_classes, backend=backend)
+        self.attention_geometry = [STAGE_GEOMETRY[s] for s in gated_stages] + [STAGE_GEOMETRY[NUM_STAGES - 1]]
+
+    def set_backend(self, backend: str) -> None:
+        """Switch every attention layer to another pan_kernels backend."""
+        for module in self.modules():
+            if isinstance(module, (ProgressiveAttention, HardAttentionHead, SoftAttentionHead)):
+                module.backend = backend
+
+    def forward(self, images: Tensor, query: Tensor) -> ModelOutput:
+        maps = []
+        f = images
+        for i, stage in enumerate(self.backbone.stages):
+            f = stage(f)
+            if i in self.gated_stages:
+                j = self.gated_stages.index(i)
+                f, alpha = self.gates[j](f, query)
+                f = self.norms[j](f)
+                maps.append(alpha)
+        _, s = self.scores(f, query)
+        log_probs, alpha = self.head(f, s)
+        maps.append(alpha)
+        return ModelOutput(log_probs, tuple(maps))
