@@ -89,7 +89,9 @@ def resolve_backend(op: str, backend: str, x: torch.Tensor) -> str:
                 return candidate
         return "torch"
     if not compiled_ok:
-        raise TypeError(f"backend={backend!r} supports float16, bfloat16 and float32 x; float64 runs on backend='torch'")
+        raise TypeError(
+            f"backend={backend!r} supports float16, bfloat16 and float32 x; float64 runs on backend='torch'"
+        )
     reason = (_triton_usable if backend == "triton" else _cuda_usable)(x.device)
     if reason is not None:
         raise RuntimeError(f"backend={backend!r} is unavailable for {op}: {reason}")

@@ -65,7 +65,8 @@ def check_attention_mlp_args(x, query_bias, weight1, bias1, weight2, bias2) -> t
 
 
 def check_spatial_head_args(x, scores, cls_weight=None, cls_bias=None, *, with_classifier: bool):
-    """Validate hard_attention_marginal / soft_attention_pool arguments; return (B, C, H, W, A) (A=0 without a classifier)."""
+    """Validate hard_attention_marginal / soft_attention_pool arguments; return (B, C, H, W, A), A = 0 without
+    a classifier."""
     B, C, H, W = _check_x(x)
     _check_tensor("scores", scores, 3, "[B, H, W]")
     _check_shape("scores", scores, (B, H, W), "[B, H, W]")

@@ -61,7 +61,8 @@ class STN(nn.Module):
         self.multi = multi
         count = NUM_STAGES if multi else 1
         self.transformers = nn.ModuleList(
-            [QueryTransformer(_stages(i, 3 if i == 0 else CHANNELS), FINAL_FEATURES, num_queries) for i in range(count)])
+            [QueryTransformer(_stages(i, 3 if i == 0 else CHANNELS), FINAL_FEATURES, num_queries)
+             for i in range(count)])
         self.stages = _stages(0, 3)
         self.classifier = nn.Linear(FINAL_FEATURES, num_classes)
         self.attention_geometry = [IMAGE_GEOMETRY]

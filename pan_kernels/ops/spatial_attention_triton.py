@@ -191,7 +191,8 @@ def _soft_pool_bwd_kernel(
     C, HW, W, sxb, sxc, sxh, sxw, sdb, sdc, sdh, sdw,
     BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
-    """g_alpha_ij += sum_c G_c x_cij; ds_ij = alpha_ij (g_alpha_ij - sum_kl alpha_kl g_alpha_kl); dx_cij = alpha_ij G_c."""
+    """g_alpha_ij += sum_c G_c x_cij; ds_ij = alpha_ij (g_alpha_ij - sum_kl alpha_kl g_alpha_kl);
+    dx_cij = alpha_ij G_c."""
     i_b = tl.program_id(0)
     x_b = x_ptr + i_b.to(tl.int64) * sxb
     dot_lanes = tl.zeros((BLOCK_P,), dtype=tl.float32)
