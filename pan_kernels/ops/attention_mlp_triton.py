@@ -24,12 +24,13 @@ from pan_kernels.ops._triton_utils import mma
 
 @triton.jit
 def _preact_tile(
-    x_ptr, w_ptr, i_b, o_i, o_j, m_p, o_h, m_h,
+    x_ptr, w_ptr, qb_ptr, b1_ptr, i_b, o_i, o_j, m_p, o_h, m_h,
     C, H, W, HD, sxb, sxc, sxh, sxw,
-    K: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_HD: tl.constexpr,
+    K: tl.constexpr, HAS_B1: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_HD: tl.constexpr,
     PRECISION: tl.constexpr,
 ):
-    """acc[p, h] = sum_{tap, c} x[b, c, i_p + dy, j_p + dx] * W1p[tap, c, h] (zero outside the image)."""
+    """pre[p, h] = sum_{tap, c} x[b, c, i_p + dy, j_p + dx] W1p[tap, c, h] + query_bias[b, h] (+ b1[h]), fp32;
+    zero padding outside the image."""
     acc = tl.zeros((BLOCK_P, BLOCK_HD), dtype=tl.float32)
     x_base = x_ptr + i_b.to(tl.int64) * sxb
     for tap in range(K * K):
@@ -45,16 +46,10 @@ def _preact_tile(
                 w_ptr + (tap * C + o_c[:, None]) * HD + o_h[None, :], mask=m_c[:, None] & m_h[None, :], other=0.0
             )
             acc = mma(b_x, b_w, acc, PRECISION)
-    return acc
-
-
-@triton.jit
-def _hidden_bias(qb_ptr, b1_ptr, i_b, o_h, m_h, HD, HAS_B1: tl.constexpr):
-    """query_bias[b, h] (+ b1[h]) in fp32, [BLOCK_HD]."""
     b_bias = tl.load(qb_ptr + i_b * HD + o_h, mask=m_h, other=0.0).to(tl.float32)
     if HAS_B1:
         b_bias += tl.load(b1_ptr + o_h, mask=m_h, other=0.0).to(tl.float32)
-    return b_bias
+    return acc + b_bias[None, :]
 
 
 @triton.jit
@@ -74,9 +69,8 @@ def _attention_mlp_fwd_kernel(
     for h0 in range(0, HD, BLOCK_HD):
         o_h = h0 + tl.arange(0, BLOCK_HD)
         m_h = o_h < HD
-        acc = _preact_tile(x_ptr, w_ptr, i_b, o_i, o_j, m_p, o_h, m_h, C, H, W, HD, sxb, sxc, sxh, sxw,
-                           K, BLOCK_P, BLOCK_C, BLOCK_HD, PRECISION)
-        pre = acc + _hidden_bias(qb_ptr, b1_ptr, i_b, o_h, m_h, HD, HAS_B1)[None, :]
+        pre = _preact_tile(x_ptr, w_ptr, qb_ptr, b1_ptr, i_b, o_i, o_j, m_p, o_h, m_h, C, H, W, HD,
+                           sxb, sxc, sxh, sxw, K, HAS_B1, BLOCK_P, BLOCK_C, BLOCK_HD, PRECISION)
         hid = tl.maximum(pre, 0.0, propagate_nan=tl.PropagateNan.ALL)
         b_w2 = tl.load(w2_ptr + o_h, mask=m_h, other=0.0).to(tl.float32)
         b_s += tl.sum(hid * b_w2[None, :], axis=1)
@@ -129,9 +123,8 @@ def _attention_mlp_bwd_pre_kernel(
     for h0 in range(0, HD, BLOCK_HD):
         o_h = h0 + tl.arange(0, BLOCK_HD)
         m_h = o_h < HD
-        acc = _preact_tile(x_ptr, w_ptr, i_b, o_i, o_j, m_p, o_h, m_h, C, H, W, HD, sxb, sxc, sxh, sxw,
-                           K, BLOCK_P, BLOCK_C, BLOCK_HD, PRECISION)
-        pre = acc + _hidden_bias(qb_ptr, b1_ptr, i_b, o_h, m_h, HD, HAS_B1)[None, :]
+        pre = _preact_tile(x_ptr, w_ptr, qb_ptr, b1_ptr, i_b, o_i, o_j, m_p, o_h, m_h, C, H, W, HD,
+                           sxb, sxc, sxh, sxw, K, HAS_B1, BLOCK_P, BLOCK_C, BLOCK_HD, PRECISION)
         hid = tl.maximum(pre, 0.0, propagate_nan=tl.PropagateNan.ALL)
         tl.store(dw2_ptr + i_part * HD + o_h, tl.sum(b_gs[:, None] * hid, axis=0), mask=m_h)
         b_w2 = tl.load(w2_ptr + o_h, mask=m_h, other=0.0).to(tl.float32)

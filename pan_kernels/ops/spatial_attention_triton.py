@@ -118,6 +118,19 @@ def _hard_marginal_fwd_kernel(
 
 
 @triton.jit
+def _class_tile(
+    x_base, wc_ptr, bc_ptr, stats_ptr, g_ptr, i_b, m_p, o_a, m_a, C, HW, A, sxc,
+    HAS_BIAS: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_A: tl.constexpr,
+    PRECISION: tl.constexpr,
+):
+    """(z [BLOCK_P, BLOCK_A], log p(a) [BLOCK_A] saved by the forward, G_a [BLOCK_A]) for one class tile."""
+    z = _logits_tile(x_base, wc_ptr, bc_ptr, m_p, o_a, m_a, C, sxc, HAS_BIAS, BLOCK_P, BLOCK_C, BLOCK_A, PRECISION)
+    log_p = tl.load(stats_ptr + i_b * (2 * HW + A) + 2 * HW + o_a, mask=m_a, other=0.0)
+    b_g = tl.load(g_ptr + i_b * A + o_a, mask=m_a, other=0.0)
+    return z, log_p, b_g
+
+
+@triton.jit
 def _hard_marginal_bwd_kernel(
     x_ptr, wc_ptr, bc_ptr, stats_ptr, g_ptr, gsum_ptr, ga_ptr, gadot_ptr, ds_ptr, gz_ptr,
     C, HW, W, A,
@@ -139,9 +152,8 @@ def _hard_marginal_bwd_kernel(
     for a0 in range(0, A, BLOCK_A):
         o_a = a0 + tl.arange(0, BLOCK_A)
         m_a = o_a < A
-        z = _logits_tile(x_base, wc_ptr, bc_ptr, m_p, o_a, m_a, C, sxc, HAS_BIAS, BLOCK_P, BLOCK_C, BLOCK_A, PRECISION)
-        log_p = tl.load(stats_ptr + i_b * n_stats + 2 * HW + o_a, mask=m_a, other=0.0)
-        b_g = tl.load(g_ptr + i_b * A + o_a, mask=m_a, other=0.0)
+        z, log_p, b_g = _class_tile(x_base, wc_ptr, bc_ptr, stats_ptr, g_ptr, i_b, m_p, o_a, m_a, C, HW, A, sxc,
+                                    HAS_BIAS, BLOCK_P, BLOCK_C, BLOCK_A, PRECISION)
         r = tl.exp((log_alpha - lse_z)[:, None] + z - log_p[None, :])
         u += tl.sum(tl.where(m_a[None, :], b_g[None, :] * r, 0.0), axis=1)
     alpha = tl.exp(log_alpha)
@@ -151,9 +163,8 @@ def _hard_marginal_bwd_kernel(
     for a0 in range(0, A, BLOCK_A):
         o_a = a0 + tl.arange(0, BLOCK_A)
         m_a = o_a < A
-        z = _logits_tile(x_base, wc_ptr, bc_ptr, m_p, o_a, m_a, C, sxc, HAS_BIAS, BLOCK_P, BLOCK_C, BLOCK_A, PRECISION)
-        log_p = tl.load(stats_ptr + i_b * n_stats + 2 * HW + o_a, mask=m_a, other=0.0)
-        b_g = tl.load(g_ptr + i_b * A + o_a, mask=m_a, other=0.0)
+        z, log_p, b_g = _class_tile(x_base, wc_ptr, bc_ptr, stats_ptr, g_ptr, i_b, m_p, o_a, m_a, C, HW, A, sxc,
+                                    HAS_BIAS, BLOCK_P, BLOCK_C, BLOCK_A, PRECISION)
         log_pz = z - lse_z[:, None]
         gz = b_g[None, :] * tl.exp(log_alpha[:, None] + log_pz - log_p[None, :]) - tl.exp(log_pz) * u[:, None]
         o_gz = (i_b * HW + o_p).to(tl.int64)[:, None] * A + o_a[None, :]

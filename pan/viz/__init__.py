@@ -1,0 +1,5 @@
+"""Figures: paper Fig. 1/6-style attention panels."""
+
+from pan.viz.figures import attention_figure
+
+__all__ = ["attention_figure"]

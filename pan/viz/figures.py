@@ -1,0 +1,62 @@
+"""Paper Fig. 1/6-style PNGs: for each example, the input with query/answer/prediction, every attention layer's
+map spread to image space and overlaid on the input, and the combined (multiplied, normalised) attention."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from pan.evaluation.metrics import batch_images
+from pan.evaluation.tpr import image_attention, spread_to_image
+
+
+@torch.no_grad()
+def attention_figure(model: nn.Module, dataset, indices, path: str | Path, *, device="cpu", title: str = "") -> Path:
+    """Draw one row per example index; returns the written path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pan.data import COLOR_NAMES
+
+    model.eval()
+    index = np.asarray(indices, dtype=np.int64)
+    images, masks = batch_images(dataset, index, device)
+    query = torch.as_tensor(dataset.query[index], device=device, dtype=torch.long)
+    out = model(images, query)
+    pred = out.log_probs.argmax(-1).cpu().numpy()
+    geoms = model.attention_geometry
+    layers = [spread_to_image(a, g).cpu().numpy() for a, g in zip(out.attention, geoms)]
+    combined = image_attention(out.attention, geoms, len(index), device).cpu().numpy()
+    cols = 2 + len(layers)
+    fig, axes = plt.subplots(len(index), cols, figsize=(2.2 * cols, 2.4 * len(index)), squeeze=False)
+    rgb = images.permute(0, 2, 3, 1).cpu().numpy()
+    for r, i in enumerate(index):
+        ok = pred[r] == dataset.answer[i]
+        axes[r, 0].imshow(rgb[r])
+        axes[r, 0].contour(masks[r].cpu().numpy(), levels=[0.5], colors="cyan", linewidths=0.6)
+        axes[r, 0].set_xlabel(f"q: {dataset.query[i]}  a: {COLOR_NAMES[dataset.answer[i]]}\n"
+                              f"pred: {COLOR_NAMES[pred[r]]} {'✓' if ok else '✗'}", fontsize=7)
+        for c, layer in enumerate(layers):
+            axes[r, 1 + c].imshow(rgb[r] * 0.35)
+            axes[r, 1 + c].imshow(layer[r] / max(layer[r].max(), 1e-12), cmap="inferno", alpha=0.75, vmin=0, vmax=1)
+            if r == 0:
+                axes[r, 1 + c].set_title(f"attention {c + 1}", fontsize=8)
+        axes[r, -1].imshow(combined[r], cmap="inferno")
+        if r == 0:
+            axes[r, -1].set_title("combined", fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
