@@ -13,6 +13,12 @@ from pan.evaluation.metrics import batch_images
 from pan.evaluation.tpr import image_attention, spread_to_image
 
 
+def distinct_image_examples(dataset, n: int) -> list[int]:
+    """The first example of each of the first `n` images (consecutive examples often share one image)."""
+    _, first = np.unique(np.asarray(dataset.image_index), return_index=True)
+    return sorted(first.tolist())[:n]
+
+
 @torch.no_grad()
 def attention_figure(model: nn.Module, dataset, indices, path: str | Path, *, device="cpu", title: str = "") -> Path:
     """Draw one row per example index; returns the written path."""

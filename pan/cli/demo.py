@@ -1,0 +1,77 @@
+"""`pan demo`: the main job on embedded defaults — generate MREF, train PAN[H]+CTX, report accuracy and TPR, draw
+the attention of a few test examples. CPU default: a small run of a few minutes; `--full`: the paper's schedule."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+# name: (train, val, test examples, max epochs, patience, batch size, lr)
+PRESETS = {
+    "cpu": (3000, 500, 1000, 12, 12, 50, 0.002),
+    "full": (30_000, 10_000, 10_000, 1000, 50, 200, 0.001),
+}
+
+
+def _positive(value: str) -> int:
+    n = int(value)
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return n
+
+
+def run(args) -> int:
+    from pan.evaluation.run import evaluate_run
+    from pan.train import TrainConfig, load_model, train
+
+    n_train, n_val, n_test, epochs, patience, batch, lr = PRESETS["full" if args.full else "cpu"]
+    epochs = args.epochs or epochs
+    out = Path(args.out)
+    start = time.time()
+    print(f"pan demo: {args.model} on MREF ({n_train} train / {n_val} val / {n_test} test examples), "
+          f"up to {epochs} epochs, backend {args.backend}, device {args.device}", flush=True)
+    summary = train(TrainConfig(model=args.model, dataset="mref", num_train=n_train, num_val=n_val, lr=lr,
+                                batch_size=batch, max_epochs=epochs, patience=patience, backend=args.backend,
+                                device=args.device, out_dir=str(out), resume=args.resume, quiet=args.quiet,
+                                seed=args.seed))
+    if summary["stopped"] == "interrupted":
+        print(f"interrupted; continue with: pan demo --resume --out {out}")
+        return 130
+    result = evaluate_run(checkpoint=summary["checkpoint"], split="test", num_examples=n_test, backend=args.backend,
+                          device=args.device)
+    figure = out / "attention.png"
+    model, config = load_model(summary["checkpoint"], backend=args.backend, device=result["device"])
+    from pan.data import make_dataset
+    from pan.viz import attention_figure, distinct_image_examples
+
+    test = make_dataset("mref", "test", n_test, seed=config.data_seed)
+    attention_figure(model, test, distinct_image_examples(test, 6), figure, device=result["device"],
+                     title=f"{args.model} on MREF test")
+    seconds = time.time() - start
+    report = {"model": args.model, "accuracy": result["accuracy"], "tpr": result["tpr"],
+              "best_epoch": summary["best_epoch"], "epochs": summary["epochs"], "wall_seconds": round(seconds, 1),
+              "preset": "full" if args.full else "cpu", "device": result["device"], "backend": args.backend}
+    (out / "demo.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"test accuracy {100 * result['accuracy']:.2f}%  TPR {100 * result['tpr']:.2f}%  "
+          f"(best epoch {summary['best_epoch']}, {seconds:.0f} s)")
+    print(f"wrote {figure}, {result['out']}, {out / 'demo.json'}")
+    return 0
+
+
+def register(subparsers, name: str, help: str) -> None:
+    from pan.models import MODEL_NAMES
+    from pan_kernels import BACKENDS
+
+    p = subparsers.add_parser(name, help=help, description=help)
+    p.add_argument("--full", action="store_true", help="the paper's schedule (30K/10K/10K, early stopping; a GPU run)")
+    p.add_argument("--model", choices=MODEL_NAMES, default="pan-h-ctx")
+    p.add_argument("--epochs", type=_positive, help="override the preset's maximum number of epochs")
+    p.add_argument("--backend", choices=BACKENDS, default="auto")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted demo from its last checkpoint")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=run)

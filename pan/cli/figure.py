@@ -1,0 +1,54 @@
+"""`pan figure`: paper Fig. 1/6-style attention panels of a trained checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _nonneg(value: str) -> int:
+    n = int(value)
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return n
+
+
+def run(args) -> int:
+    from pan.data import DEFAULT_CACHE_DIR, make_dataset
+    from pan.evaluation.run import resolve_device
+    from pan.train import load_model
+    from pan.viz import attention_figure, distinct_image_examples
+
+    device = resolve_device(args.device)
+    try:
+        model, config = load_model(args.checkpoint, backend=args.backend, device=device)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"pan figure: {err}")
+        return 2
+    dataset = args.dataset or config.dataset
+    data = make_dataset(dataset, args.split, args.num_examples, seed=config.data_seed, mnist_dir=config.mnist_dir,
+                        cache_dir=DEFAULT_CACHE_DIR)
+    examples = args.examples if args.examples is not None else distinct_image_examples(data, 4)
+    if max(examples) >= len(data.query):
+        print(f"pan figure: --examples must be < --num-examples ({len(data.query)})")
+        return 2
+    path = attention_figure(model, data, examples, args.out, device=device,
+                            title=f"{config.model} on {dataset}/{args.split}")
+    print(f"wrote {path}")
+    return 0
+
+
+def register(subparsers, name: str, help: str) -> None:
+    from pan.data import DATASETS, SPLITS
+    from pan_kernels import BACKENDS
+
+    p = subparsers.add_parser(name, help=help, description=help)
+    p.add_argument("--checkpoint", required=True, help="a checkpoint written by pan train (e.g. runs/NAME/best.pt)")
+    p.add_argument("--dataset", choices=DATASETS, help="default: the checkpoint's dataset")
+    p.add_argument("--split", choices=SPLITS, default="test")
+    p.add_argument("--examples", type=_nonneg, nargs="+",
+                   help="example indices, one row each (default: one example from each of the first 4 images)")
+    p.add_argument("--num-examples", type=_nonneg, default=1000, help="size of the split generated to draw from")
+    p.add_argument("--backend", choices=BACKENDS, default="auto")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default="attention.png")
+    p.set_defaults(func=run)

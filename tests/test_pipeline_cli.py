@@ -1,0 +1,73 @@
+"""The evaluation side of the `pan` CLI end to end on a tiny run: train -> eval -> figure -> table, bad arguments."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pan.cli.main import main
+from pan.data import make_dataset
+from pan.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    cache = root / "cache"
+    train_data = make_dataset("mref", "train", 40, seed=0, cache_dir=cache)
+    val_data = make_dataset("mref", "val", 20, seed=0, cache_dir=cache)
+    summary = train(TrainConfig(model="pan-h-ctx", num_train=40, num_val=20, batch_size=20, max_epochs=1,
+                                backend="torch", device="cpu", out_dir=str(root / "pan-h-ctx"), quiet=True),
+                    train_data=train_data, val_data=val_data)
+    return root, summary
+
+
+def test_eval_figure_table(tiny_run, monkeypatch, capsys):
+    root, summary = tiny_run
+    monkeypatch.setenv("PAN_CACHE_DIR", str(root / "cache"))
+    out = root / "pan-h-ctx" / "eval_mref_test.json"
+    assert main(["eval", "--checkpoint", summary["checkpoint"], "--num-examples", "30", "--device", "cpu",
+                 "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["model"] == "pan-h-ctx" and result["dataset"] == "mref" and result["num_examples"] == 30
+    assert 0.0 <= result["accuracy"] <= 1.0 and 0.0 < result["tpr"] < 1.0
+    assert sum(b["count"] for b in result["accuracy_by_scale"].values()) == 30
+    png = root / "fig.png"
+    assert main(["figure", "--checkpoint", summary["checkpoint"], "--num-examples", "30", "--device", "cpu",
+                 "--out", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    capsys.readouterr()
+    assert main(["table", "--results", str(root)]) == 0
+    table = capsys.readouterr().out
+    assert "PAN[H]+CTX" in table and f"{100 * result['accuracy']:.2f} / {100 * result['tpr']:.2f}" in table
+    assert "(98.53 / 62.36)" in table
+
+
+def test_uniform_baseline_needs_no_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setenv("PAN_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "eval.json"
+    assert main(["eval", "--model", "uniform", "--dataset", "mref", "--num-examples", "40", "--device", "cpu",
+                 "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    data = make_dataset("mref", "test", 40, seed=0, cache_dir=tmp_path / "cache")
+    mask_fraction = sum((data.target_mask(i)).mean() for i in range(40)) / 40
+    assert result["tpr"] == pytest.approx(mask_fraction, rel=1e-6)
+
+
+@pytest.mark.parametrize("argv", [
+    ["eval"],
+    ["eval", "--checkpoint", "/nonexistent/best.pt"],
+    ["eval", "--num-examples", "0", "--model", "uniform"],
+    ["figure", "--checkpoint", "/nonexistent/best.pt"],
+    ["table", "--results", "/nonexistent"],
+    ["demo", "--epochs", "0"],
+    ["demo", "--model", "resnet"],
+])
+def test_bad_arguments_exit_2(argv, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    assert code == 2
+    assert capsys.readouterr()  # a message was printed
