@@ -1,0 +1,7 @@
+"""`python -m benchmarks`: the same as `pan bench`."""
+
+import sys
+
+from benchmarks.cli import main
+
+sys.exit(main())
