@@ -22,13 +22,20 @@ def _flag(name: str) -> bool:
     return os.environ.get(name, "0").lower() in ("1", "true", "yes", "on")
 
 
+def _sources() -> list[str]:
+    """csrc/**/*.cpp and *.cu, relative to the project root, sorted; csrc/emu/ (the CPU emulator harness) excluded."""
+    found = []
+    for ext in ("cpp", "cu"):
+        found += glob.glob(os.path.join("csrc", "**", f"*.{ext}"), root_dir=ROOT, recursive=True)
+    return sorted(p for p in found if not p.startswith(os.path.join("csrc", "emu", "")))
+
+
 def _cuda_extension():
     """Return ([ext], cmdclass) when the extension can and should be built, else ([], {})."""
     if _flag("PAN_SKIP_CUDA_BUILD"):
         return [], {}
     force = _flag("PAN_FORCE_CUDA_BUILD")
-    sources = sorted(glob.glob(os.path.join("csrc", "**", "*.cpp"), recursive=True))
-    sources += sorted(glob.glob(os.path.join("csrc", "**", "*.cu"), recursive=True))
+    sources = _sources()
     reason = None
     try:
         import torch
@@ -51,16 +58,24 @@ def _cuda_extension():
     os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "9.0")
     debug = _flag("DEBUG")
     opt = ["-O0", "-g"] if debug else ["-O3"]
-    nvcc = opt + ["-lineinfo", "-std=c++17", "--expt-relaxed-constexpr"]
+    # no -std flag: torch.utils.cpp_extension adds the standard its headers need (torch 2.14 requires C++20)
+    nvcc = opt + ["-lineinfo", "--expt-relaxed-constexpr"]
     ext = CUDAExtension(
         name="pan_kernels._C",
         sources=sources,
         include_dirs=[os.path.join(ROOT, "csrc")],
-        extra_compile_args={"cxx": opt + ["-std=c++17"], "nvcc": nvcc},
+        extra_compile_args={"cxx": opt, "nvcc": nvcc},
         py_limited_api=False,
     )
     return [ext], {"build_ext": BuildExtension.with_options(use_ninja=True)}
 
 
-ext_modules, cmdclass = _cuda_extension()
-setup(ext_modules=ext_modules, cmdclass=cmdclass)
+def main() -> None:
+    ext_modules, cmdclass = _cuda_extension()
+    setup(ext_modules=ext_modules, cmdclass=cmdclass)
+
+
+# setuptools' PEP 517 backend and `python setup.py ...` both run this file as __main__; importing it (tests) only
+# defines the helpers.
+if __name__ == "__main__":
+    main()
