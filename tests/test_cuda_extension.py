@@ -25,7 +25,19 @@ import pan_kernels
 from pan_kernels import reference
 from pan_kernels.ops.registry import get_op
 from pan_kernels.ops.schemas import PUBLIC_OPS, SCHEMAS, op_name
-from tests.helpers import head_inputs, mlp_inputs
+from tests.helpers import (
+    DTYPES,
+    HEAD_CASES,
+    MLP_CASES,
+    apply_layout,
+    assert_close,
+    backward_args,
+    head_inputs,
+    leaves,
+    mlp_inputs,
+    opcheck_samples,
+    tolerance,
+)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 HAS_EXT = pan_kernels.has_cuda_extension()
@@ -150,71 +162,6 @@ def test_extension_coexists_with_the_triton_ops(order):
 
 # ------------------------------------------------------------------------------------ correctness cases
 
-DTYPES = [torch.float32, torch.bfloat16, torch.float16]
-
-# B, C, H, W, Hd, k, biases, layout of x
-MLP_CASES = [
-    pytest.param(2, 5, 7, 5, 19, 3, True, "contiguous", id="B2-C5-7x5-Hd19-k3"),
-    pytest.param(1, 3, 1, 1, 17, 1, True, "contiguous", id="B1-C3-1x1-Hd17-k1"),
-    pytest.param(2, 20, 6, 7, 33, 5, False, "channels_last", id="B2-C20-6x7-Hd33-k5-nobias-cl"),
-    pytest.param(3, 4, 5, 4, 16, 3, True, "strided", id="B3-C4-5x4-Hd16-k3-strided"),
-    pytest.param(1, 2, 4, 6, 5, 7, True, "contiguous", id="B1-C2-4x6-Hd5-k7"),
-    pytest.param(2, 40, 13, 17, 70, 3, True, "channels_last", id="B2-C40-13x17-Hd70-k3-cl"),
-    pytest.param(1, 33, 9, 11, 65, 7, False, "contiguous", id="B1-C33-9x11-Hd65-k7-nobias"),
-    pytest.param(0, 4, 5, 5, 8, 3, True, "contiguous", id="B0"),
-]
-
-# B, C, H, W, A, bias, layout of x
-HEAD_CASES = [
-    pytest.param(2, 5, 7, 5, 19, True, "contiguous", id="B2-C5-7x5-A19"),
-    pytest.param(1, 3, 1, 1, 5, True, "contiguous", id="B1-C3-1x1-A5"),
-    pytest.param(2, 70, 6, 7, 3, False, "channels_last", id="B2-C70-6x7-A3-nobias-cl"),
-    pytest.param(3, 4, 9, 8, 66, True, "strided", id="B3-C4-9x8-A66-strided"),
-    pytest.param(2, 40, 14, 14, 130, True, "contiguous", id="B2-C40-14x14-A130"),
-    pytest.param(0, 4, 5, 5, 8, True, "contiguous", id="B0"),
-]
-
-
-def _tolerance(dtype: torch.dtype, tf32: bool) -> tuple[float, float]:
-    """(atol, rtol) against float64, scaled by max(|ref|, 1): TF32 keeps 10 mantissa bits, exact fp32 23."""
-    if dtype == torch.float32:
-        return (2e-2, 2e-2) if tf32 else (2e-4, 2e-4)
-    return {torch.bfloat16: (6e-2, 6e-2), torch.float16: (1e-2, 1e-2)}[dtype]
-
-
-def _assert_close(actual, expected, tol, name, scale=1.0):
-    atol, rtol = tol
-    assert actual.shape == expected.shape, f"{name}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
-    a, e = actual.detach().double().cpu(), expected.detach().double().cpu()
-    assert not torch.isnan(a).any(), f"{name}: NaN in output (unwritten elements?)"
-    if e.numel() == 0:
-        return
-    ref_scale = max(e.abs().max().item(), 1.0) * scale
-    err = (a - e).abs().max().item()
-    rel_rmse = ((a - e).norm() / e.norm().clamp_min(1e-12)).item()
-    assert err <= (atol + rtol) * ref_scale, (
-        f"{name}: max abs err {err:.3e} > tol {(atol + rtol) * ref_scale:.3e} (rel rmse {rel_rmse:.3e})"
-    )
-
-
-def _layout(x: torch.Tensor, layout: str) -> torch.Tensor:
-    if layout == "channels_last":
-        return x.contiguous(memory_format=torch.channels_last)
-    if layout == "strided":  # every other column of a wider buffer: no dense layout at all
-        wide = torch.full((*x.shape[:3], 2 * x.shape[3]), float("nan"), dtype=x.dtype, device=x.device)
-        wide[..., ::2] = x
-        return wide[..., ::2]
-    return x
-
-
-def _leaves(args, dtype, device):
-    """Kernel-side copies in `dtype` (requires_grad) and float64 reference copies of the same rounded values."""
-    low = [None if t is None else t.to(device=device, dtype=dtype) for t in args]
-    ref = [None if t is None else t.detach().cpu().double().requires_grad_() for t in low]
-    low = [None if t is None else t.detach().requires_grad_() for t in low]
-    return low, ref
-
-
 def _run_public(op, args, grads_out):
     """The public op with backend="cuda" and autograd: (outputs, gradients of every tensor argument)."""
     outs = getattr(pan_kernels, op)(*args, backend="cuda")
@@ -245,9 +192,9 @@ def _run_ops(ops, op, args, grads_out):
 
 def _check(op, args, dtype, device, runner, *, tf32=True, layout="contiguous"):
     """Forward and every gradient of `op` on `args` (float64 values) against the float64 reference."""
-    tol = _tolerance(dtype, tf32)
-    low, ref = _leaves(args, dtype, device)
-    x_kernel = _layout(low[0], layout)
+    tol = tolerance(dtype, tf32)
+    low, ref = leaves(args, dtype, device)
+    x_kernel = apply_layout(low[0], layout)
     outs_ref = getattr(reference, op + "_ref")(*ref)
     outs_ref = outs_ref if isinstance(outs_ref, tuple) else (outs_ref,)
     grads_out = [torch.randn(o.shape, dtype=torch.float64) for o in outs_ref]
@@ -260,7 +207,7 @@ def _check(op, args, dtype, device, runner, *, tf32=True, layout="contiguous"):
         torch.backends.cudnn.allow_tf32 = previous
     for i, (got, want) in enumerate(zip(outs, outs_ref)):
         assert got.dtype == dtype
-        _assert_close(got, want, tol, f"{op} output {i}")
+        assert_close(got, want, tol, f"{op} output {i}")
     if op == "progressive_attention":  # out is allocated like x
         assert outs[0].stride() == torch.empty_like(x_kernel).stride()
     if runner is _run_public and x_kernel is not low[0]:
@@ -268,7 +215,7 @@ def _check(op, args, dtype, device, runner, *, tf32=True, layout="contiguous"):
     for i, (got, want) in enumerate(zip(grads, [t.grad if t is not None else None for t in ref])):
         if want is not None:
             assert got.dtype == dtype
-            _assert_close(got, want, tol, f"{op}: grad of argument {i}", scale=2.0)
+            assert_close(got, want, tol, f"{op}: grad of argument {i}", scale=2.0)
 
 
 def _mlp_args(B, C, H, W, Hd, k, biases):
@@ -334,13 +281,13 @@ def test_marginal_error_bounded_by_eager_same_dtype():
 @needs_gpu
 def test_grad_of_sum_with_expanded_incoming_gradient():
     """The gradient of .sum() arrives as an expanded stride-0 tensor; every element of dx must still be right."""
-    low, ref = _leaves(mlp_inputs(2, 4, 5, 6, 16, 3), torch.float32, "cuda")
+    low, ref = leaves(mlp_inputs(2, 4, 5, 6, 16, 3), torch.float32, "cuda")
     out, alpha = pan_kernels.progressive_attention(*low, backend="cuda")
     (out.sum() + alpha.sum()).backward()
     out_r, alpha_r = reference.progressive_attention_ref(*ref)
     (out_r.sum() + alpha_r.sum()).backward()
     for got, want in zip(low, ref):
-        _assert_close(got.grad, want.grad, _tolerance(torch.float32, True), "grad", scale=2.0)
+        assert_close(got.grad, want.grad, tolerance(torch.float32, True), "grad", scale=2.0)
 
 
 @needs_gpu
@@ -360,43 +307,15 @@ def test_nan_in_gives_nan_out(op):
     assert torch.equal(torch.isnan(got.cpu()), torch.isnan(want))
 
 
-def _opcheck_samples(op, device="cuda"):
-    if op in ("progressive_attention", "attention_scores"):
-        base = [mlp_inputs(2, 3, 5, 4, 16, 3), mlp_inputs(1, 5, 3, 3, 7, 1, bias1=False, bias2=False)]
-    elif op == "hard_attention_marginal":
-        base = [head_inputs(2, 3, 5, 4, 6), head_inputs(1, 4, 3, 3, 5, bias=False)]
-    else:
-        base = [head_inputs(2, 3, 5, 4, 6)[:2]]
-    for args in base:
-        for requires_grad in (False, True):
-            for channels_last in (False, True):
-                t = [None if a is None else a.to(device, torch.float32) for a in args]
-                if channels_last:
-                    t[0] = t[0].contiguous(memory_format=torch.channels_last)
-                yield [None if a is None else a.detach().requires_grad_(requires_grad) for a in t]
-
-
 @needs_gpu
 @pytest.mark.parametrize("op", PUBLIC_OPS)
 def test_opcheck_cuda_ops(op):
-    for args in _opcheck_samples(op):
+    for args in opcheck_samples(op, "cuda"):
         torch.library.opcheck(get_op(op, "cuda"), tuple(args))
         a = [None if t is None else t.detach() for t in args]
         outs = get_op(op, "cuda")(*a)
         outs = outs if isinstance(outs, tuple) else (outs,)
-        torch.library.opcheck(get_op(op, "cuda", backward=True), _backward_args(op, a, outs))
-
-
-def _backward_args(op, a, outs):
-    """Arguments of the backward operator for forward arguments `a` and forward outputs `outs`."""
-    g = [torch.randn_like(o) for o in outs]
-    if op == "progressive_attention":
-        return (g[0], g[1], *a[:5], outs[1])
-    if op == "attention_scores":
-        return (g[0], *a[:5])
-    if op == "hard_attention_marginal":
-        return (g[0], g[1], a[0], a[2], a[3], outs[2])
-    return (g[0], g[1], a[0], outs[1])
+        torch.library.opcheck(get_op(op, "cuda", backward=True), backward_args(op, a, outs))
 
 
 def _train_step(x, query_bias, weight1, weight2, cls_weight, scores_w1, scores_w2):
@@ -501,10 +420,10 @@ def test_spatial_heads_emulated(op, B, C, H, W, A, bias, layout, dtype, emulated
 @pytest.mark.parametrize("op", PUBLIC_OPS)
 def test_opcheck_emulated(op, emulated_ops):
     """The C++ host code's outputs (shapes, strides, dtypes) agree with the Python fakes; autograd is wired."""
-    for args in _opcheck_samples(op, device="cpu"):
+    for args in opcheck_samples(op, "cpu"):
         fwd = getattr(emulated_ops, op_name(op, "cuda")).default
         torch.library.opcheck(fwd, tuple(args))
         a = [None if t is None else t.detach() for t in args]
         outs = fwd(*a)
         outs = outs if isinstance(outs, tuple) else (outs,)
-        torch.library.opcheck(getattr(emulated_ops, op_name(op, "cuda", True)).default, _backward_args(op, a, outs))
+        torch.library.opcheck(getattr(emulated_ops, op_name(op, "cuda", True)).default, backward_args(op, a, outs))

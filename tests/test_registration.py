@@ -10,61 +10,22 @@ import torch
 import pan_kernels
 from pan_kernels.ops.registry import get_op
 from pan_kernels.ops.schemas import PUBLIC_OPS, SCHEMAS
-from tests.helpers import head_inputs, mlp_inputs
-
-
-def _to(args, device, requires_grad=False, permute_x=False):
-    out = []
-    for i, t in enumerate(args):
-        if t is None:
-            out.append(None)
-            continue
-        t = t.to(device=device, dtype=torch.float32)
-        if i == 0 and permute_x:
-            t = t.contiguous(memory_format=torch.channels_last)
-        out.append(t.detach().requires_grad_(requires_grad))
-    return out
-
-
-def _forward_samples(op, device):
-    if op in ("progressive_attention", "attention_scores"):
-        base = [mlp_inputs(2, 3, 5, 4, 16, 3), mlp_inputs(1, 5, 3, 3, 7, 1, bias1=False, bias2=False)]
-    elif op == "hard_attention_marginal":
-        base = [head_inputs(2, 3, 5, 4, 6), head_inputs(1, 4, 3, 3, 5, bias=False)]
-    else:
-        base = [head_inputs(2, 3, 5, 4, 6)[:2]]
-    for args in base:
-        for requires_grad in (False, True):
-            for permute in (False, True):
-                yield _to(args, device, requires_grad, permute)
-
-
-def _backward_samples(op, device):
-    for args in _forward_samples(op, device):
-        args = [None if t is None else t.detach() for t in args]
-        outs = get_op(op, "triton")(*args)
-        outs = outs if isinstance(outs, tuple) else (outs,)
-        grads = [torch.randn_like(o) for o in outs]
-        if op == "progressive_attention":
-            yield (grads[0], grads[1], *args[:5], outs[1])
-        elif op == "attention_scores":
-            yield (grads[0], *args[:5])
-        elif op == "hard_attention_marginal":
-            yield (grads[0], grads[1], args[0], args[2], args[3], outs[2])
-        else:
-            yield (grads[0], grads[1], args[0], outs[1])
+from tests.helpers import backward_args, opcheck_samples
 
 
 @pytest.mark.parametrize("op", PUBLIC_OPS)
 def test_opcheck_forward(op, device):
-    for args in _forward_samples(op, device):
+    for args in opcheck_samples(op, device):
         torch.library.opcheck(get_op(op, "triton"), tuple(args))
 
 
 @pytest.mark.parametrize("op", PUBLIC_OPS)
 def test_opcheck_backward(op, device):
-    for args in _backward_samples(op, device):
-        torch.library.opcheck(get_op(op, "triton", backward=True), tuple(args))
+    for args in opcheck_samples(op, device):
+        a = [None if t is None else t.detach() for t in args]
+        outs = get_op(op, "triton")(*a)
+        outs = outs if isinstance(outs, tuple) else (outs,)
+        torch.library.opcheck(get_op(op, "triton", backward=True), backward_args(op, a, outs))
 
 
 @pytest.mark.parametrize("key", sorted(SCHEMAS))

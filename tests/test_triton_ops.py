@@ -11,46 +11,24 @@ import torch
 
 import pan_kernels
 from pan_kernels import reference
-from tests.helpers import assert_close, head_inputs, mlp_inputs
+from tests.helpers import (
+    DTYPES,
+    HEAD_CASES,
+    MLP_CASES,
+    apply_layout,
+    assert_close,
+    head_inputs,
+    leaves,
+    mlp_inputs,
+    tolerance,
+)
 
-DTYPES = [torch.float32, torch.bfloat16, torch.float16]
-
-# B, C, H, W, Hd, k, biases, layout of x
-MLP_CASES = [
-    pytest.param(2, 5, 7, 5, 19, 3, True, "contiguous", id="B2-C5-7x5-Hd19-k3"),
-    pytest.param(1, 3, 1, 1, 17, 1, True, "contiguous", id="B1-C3-1x1-Hd17-k1"),
-    pytest.param(2, 20, 6, 7, 33, 5, False, "channels_last", id="B2-C20-6x7-Hd33-k5-nobias-cl"),
-    pytest.param(3, 4, 5, 4, 16, 3, True, "strided", id="B3-C4-5x4-Hd16-k3-strided"),
-    pytest.param(1, 2, 4, 6, 5, 7, True, "contiguous", id="B1-C2-4x6-Hd5-k7"),
-    pytest.param(0, 4, 5, 5, 8, 3, True, "contiguous", id="B0"),
-]
-
-# B, C, H, W, A, bias, layout of x
-HEAD_CASES = [
-    pytest.param(2, 5, 7, 5, 19, True, "contiguous", id="B2-C5-7x5-A19"),
-    pytest.param(1, 3, 1, 1, 5, True, "contiguous", id="B1-C3-1x1-A5"),
-    pytest.param(2, 70, 6, 7, 3, False, "channels_last", id="B2-C70-6x7-A3-nobias-cl"),
-    pytest.param(3, 4, 9, 8, 66, True, "strided", id="B3-C4-9x8-A66-strided"),
-    pytest.param(0, 4, 5, 5, 8, True, "contiguous", id="B0"),
-]
+# fp32 Triton dots use TF32 on a GPU (torch.backends.cudnn.allow_tf32 defaults to True), exact fp32 on the CPU.
+TF32 = torch.cuda.is_available() and torch.backends.cudnn.allow_tf32
 
 
-def _layout(x: torch.Tensor, layout: str) -> torch.Tensor:
-    if layout == "channels_last":
-        return x.contiguous(memory_format=torch.channels_last)
-    if layout == "strided":  # every other column of a wider buffer: no dense layout at all
-        wide = torch.full((*x.shape[:3], 2 * x.shape[3]), float("nan"), dtype=x.dtype, device=x.device)
-        wide[..., ::2] = x
-        return wide[..., ::2]
-    return x
-
-
-def _leaves(args, dtype, device):
-    """Kernel-side copies in `dtype` (requires_grad) and float64 reference copies of the same rounded values."""
-    low = [None if t is None else t.to(device=device, dtype=dtype) for t in args]
-    ref = [None if t is None else t.detach().cpu().double().requires_grad_() for t in low]
-    low = [None if t is None else t.detach().requires_grad_() for t in low]
-    return low, ref
+def _tol(dtype):
+    return tolerance(dtype, TF32)
 
 
 def _grads(tensors):
@@ -62,8 +40,8 @@ def _grads(tensors):
 @pytest.mark.parametrize("op", ["progressive_attention", "attention_scores"])
 def test_attention_mlp_matches_reference(op, B, C, H, W, Hd, k, biases, layout, dtype, device, poison_empty):
     args = mlp_inputs(B, C, H, W, Hd, k, bias1=biases, bias2=biases)
-    low, ref = _leaves(args, dtype, device)
-    x_kernel = _layout(low[0], layout)
+    low, ref = leaves(args, dtype, device)
+    x_kernel = apply_layout(low[0], layout)
     fn = getattr(pan_kernels, op)
     ref_fn = getattr(reference, op + "_ref")
     outs = fn(x_kernel, *low[1:], backend="triton")
@@ -72,7 +50,7 @@ def test_attention_mlp_matches_reference(op, B, C, H, W, Hd, k, biases, layout, 
         outs, outs_ref = (outs,), (outs_ref,)
     for name, got, want in zip(("out", "alpha") if len(outs) == 2 else ("scores",), outs, outs_ref):
         assert got.dtype == dtype
-        assert_close(got, want, dtype, f"{op}.{name}")
+        assert_close(got, want, _tol(dtype), f"{op}.{name}")
     if op == "progressive_attention":
         assert outs[0].stride() == torch.empty_like(x_kernel).stride()
     grads_out = [torch.randn(o.shape, dtype=torch.float64) for o in outs_ref]
@@ -82,38 +60,38 @@ def test_attention_mlp_matches_reference(op, B, C, H, W, Hd, k, biases, layout, 
     for name, got, want in zip(names, _grads(low), _grads(ref)):
         if want is None:
             continue
-        assert_close(got, want, dtype, f"{op}: grad of {name}", scale=2.0)
+        assert_close(got, want, _tol(dtype), f"{op}: grad of {name}", scale=2.0)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("B,C,H,W,A,bias,layout", HEAD_CASES)
 def test_hard_attention_marginal_matches_reference(B, C, H, W, A, bias, layout, dtype, device, poison_empty):
-    low, ref = _leaves(head_inputs(B, C, H, W, A, bias=bias), dtype, device)
-    log_p, alpha = pan_kernels.hard_attention_marginal(_layout(low[0], layout), *low[1:], backend="triton")
+    low, ref = leaves(head_inputs(B, C, H, W, A, bias=bias), dtype, device)
+    log_p, alpha = pan_kernels.hard_attention_marginal(apply_layout(low[0], layout), *low[1:], backend="triton")
     log_p_ref, alpha_ref = reference.hard_attention_marginal_ref(*ref)
-    assert_close(log_p, log_p_ref, dtype, "log_p")
-    assert_close(alpha, alpha_ref, dtype, "alpha")
+    assert_close(log_p, log_p_ref, _tol(dtype), "log_p")
+    assert_close(alpha, alpha_ref, _tol(dtype), "alpha")
     g_logp, g_alpha = torch.randn(B, A, dtype=torch.float64), torch.randn(B, H, W, dtype=torch.float64)
     torch.autograd.backward((log_p, alpha), (g_logp.to(device, dtype), g_alpha.to(device, dtype)))
     torch.autograd.backward((log_p_ref, alpha_ref), (g_logp, g_alpha))
     for name, got, want in zip(("x", "scores", "cls_weight", "cls_bias"), _grads(low), _grads(ref)):
         if want is not None:
-            assert_close(got, want, dtype, f"grad of {name}", scale=2.0)
+            assert_close(got, want, _tol(dtype), f"grad of {name}", scale=2.0)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("B,C,H,W,A,bias,layout", HEAD_CASES)
 def test_soft_attention_pool_matches_reference(B, C, H, W, A, bias, layout, dtype, device, poison_empty):
-    low, ref = _leaves(head_inputs(B, C, H, W, A, bias=bias)[:2], dtype, device)
-    f_att, alpha = pan_kernels.soft_attention_pool(_layout(low[0], layout), low[1], backend="triton")
+    low, ref = leaves(head_inputs(B, C, H, W, A, bias=bias)[:2], dtype, device)
+    f_att, alpha = pan_kernels.soft_attention_pool(apply_layout(low[0], layout), low[1], backend="triton")
     f_ref, alpha_ref = reference.soft_attention_pool_ref(*ref)
-    assert_close(f_att, f_ref, dtype, "f_att")
-    assert_close(alpha, alpha_ref, dtype, "alpha")
+    assert_close(f_att, f_ref, _tol(dtype), "f_att")
+    assert_close(alpha, alpha_ref, _tol(dtype), "alpha")
     g_f, g_alpha = torch.randn(B, C, dtype=torch.float64), torch.randn(B, H, W, dtype=torch.float64)
     torch.autograd.backward((f_att, alpha), (g_f.to(device, dtype), g_alpha.to(device, dtype)))
     torch.autograd.backward((f_ref, alpha_ref), (g_f, g_alpha))
     for name, got, want in zip(("x", "scores"), _grads(low), _grads(ref)):
-        assert_close(got, want, dtype, f"grad of {name}", scale=2.0)
+        assert_close(got, want, _tol(dtype), f"grad of {name}", scale=2.0)
 
 
 def test_marginal_error_bounded_by_eager_same_dtype(device):
@@ -131,12 +109,12 @@ def test_marginal_error_bounded_by_eager_same_dtype(device):
 def test_grad_of_sum_with_expanded_incoming_gradient(device):
     """The gradient of .sum() arrives as an expanded stride-0 tensor; every element of dx must still be right."""
     args = mlp_inputs(2, 4, 5, 6, 16, 3)
-    low, ref = _leaves(args, torch.float32, device)
+    low, ref = leaves(args, torch.float32, device)
     out, alpha = pan_kernels.progressive_attention(*low, backend="triton")
     (out.sum() + alpha.sum()).backward()
     out_r, alpha_r = reference.progressive_attention_ref(*ref)
     (out_r.sum() + alpha_r.sum()).backward()
-    assert_close(low[0].grad, ref[0].grad, torch.float32, "dx")
+    assert_close(low[0].grad, ref[0].grad, _tol(torch.float32), "dx")
 
 
 @pytest.mark.parametrize("op", ["progressive_attention", "hard_attention_marginal", "soft_attention_pool"])
