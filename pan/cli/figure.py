@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
-
-
-def _nonneg(value: str) -> int:
-    n = int(value)
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return n
+from pan.cli.argtypes import non_negative_int, positive_int
 
 
 def run(args) -> int:
@@ -45,9 +38,9 @@ def register(subparsers, name: str, help: str) -> None:
     p.add_argument("--checkpoint", required=True, help="a checkpoint written by pan train (e.g. runs/NAME/best.pt)")
     p.add_argument("--dataset", choices=DATASETS, help="default: the checkpoint's dataset")
     p.add_argument("--split", choices=SPLITS, default="test")
-    p.add_argument("--examples", type=_nonneg, nargs="+",
+    p.add_argument("--examples", type=non_negative_int, nargs="+",
                    help="example indices, one row each (default: one example from each of the first 4 images)")
-    p.add_argument("--num-examples", type=_nonneg, default=1000, help="size of the split generated to draw from")
+    p.add_argument("--num-examples", type=positive_int, default=1000, help="size of the split generated to draw from")
     p.add_argument("--backend", choices=BACKENDS, default="auto")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="attention.png")

