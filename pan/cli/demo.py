@@ -11,7 +11,7 @@ from pan.cli.argtypes import positive_int
 
 # name: (train, val, test examples, max epochs, patience, batch size, lr)
 PRESETS = {
-    "cpu": (3000, 500, 1000, 12, 12, 50, 0.002),
+    "cpu": (3000, 500, 1000, 20, 20, 50, 0.002),
     "full": (30_000, 10_000, 10_000, 1000, 50, 200, 0.001),
 }
 
