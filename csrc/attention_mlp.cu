@@ -50,15 +50,7 @@ __global__ void __launch_bounds__(kThreads)
           for (int h = 0; h < 2; ++h) rs[mf][h] += w * relu_nan(acc[mf][nf][2 * h + j] + bias);
       }
   }
-  PAN_UNROLL
-  for (int mf = 0; mf < 2; ++mf)
-    PAN_UNROLL
-    for (int h = 0; h < 2; ++h) {
-      float v = rs[mf][h];
-      v += __shfl_xor_sync(0xffffffffu, v, 1);
-      v += __shfl_xor_sync(0xffffffffu, v, 2);
-      if (t == 0) s_red[wn * kBM + wm * 32 + mf * 16 + g + 8 * h] = v;
-    }
+  store_row_partials(rs, s_red, wm, wn, g, t);
   __syncthreads();
   if (tid < kBM) {
     int i, j;

@@ -342,6 +342,20 @@ struct ConvTile {
 
 __device__ __forceinline__ float relu_nan(float v) { return v < 0.f ? 0.f : v; }  // keeps NaN
 
+// Sum each of a thread's 4 accumulator rows (mma fragment rows g and g+8 of both m-fragments) over the 4 lanes of
+// its quad, and store one partial per row and warp column wn: red[wn * kBM + row], row = wm*32 + mf*16 + g + 8*h.
+__device__ __forceinline__ void store_row_partials(float (&rows)[2][2], float* red, int wm, int wn, int g, int t) {
+  PAN_UNROLL
+  for (int mf = 0; mf < 2; ++mf)
+    PAN_UNROLL
+    for (int h = 0; h < 2; ++h) {
+      float v = rows[mf][h];
+      v += __shfl_xor_sync(0xffffffffu, v, 1);
+      v += __shfl_xor_sync(0xffffffffu, v, 2);
+      if (t == 0) red[wn * kBM + wm * 32 + mf * 16 + g + 8 * h] = v;
+    }
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
   for (int m = 16; m > 0; m >>= 1) v += __shfl_xor_sync(0xffffffffu, v, m);
   return v;

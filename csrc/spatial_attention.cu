@@ -215,15 +215,7 @@ __global__ void __launch_bounds__(kThreads)
           }
       }
   }
-  PAN_UNROLL
-  for (int mf = 0; mf < 2; ++mf)
-    PAN_UNROLL
-    for (int h = 0; h < 2; ++h) {
-      float w = u[mf][h];
-      w += __shfl_xor_sync(0xffffffffu, w, 1);
-      w += __shfl_xor_sync(0xffffffffu, w, 2);
-      if (t == 0) ured[wn * kBM + wm * 32 + mf * 16 + g + 8 * h] = w;
-    }
+  store_row_partials(u, ured, wm, wn, g, t);
   __syncthreads();
   if (tid < kBM) {
     const float uu = ured[tid] + ured[kBM + tid];
