@@ -7,8 +7,8 @@ from pan.cli.argtypes import non_negative_int, positive_int
 
 def run(args) -> int:
     from pan.data import DEFAULT_CACHE_DIR, make_dataset
-    from pan.evaluation.run import resolve_device
     from pan.train import load_model
+    from pan.train.distributed import resolve_device
     from pan.viz import attention_figure, distinct_image_examples
 
     device = resolve_device(args.device)

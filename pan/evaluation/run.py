@@ -8,13 +8,7 @@ from pathlib import Path
 import torch
 
 from pan.evaluation.metrics import evaluate
-
-
-def resolve_device(name: str) -> torch.device:
-    """"auto" -> cuda when available, else cpu."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+from pan.train.distributed import resolve_device
 
 
 def load_for_eval(checkpoint: str | None, model_name: str | None, *, backend: str, device: torch.device):

@@ -16,7 +16,6 @@ uninterrupted one (bit-exact on CPU; on GPU with ``deterministic=True`` and the 
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
 import hashlib
 import json
@@ -38,6 +37,7 @@ from torch import nn
 from pan.train.checkpoint import CHECKPOINT_FORMAT, ResumeError, atomic_torch_save, load_checkpoint
 from pan.train.config import TrainConfig
 from pan.train.data import ResidentData, epoch_permutation
+from pan.train.distributed import Dist, setup_distributed, teardown_distributed
 from pan.train.schedule import lr_at_epoch
 
 __all__ = ["train", "lr_grid", "train_step", "evaluate", "load_datasets", "TIMING_FIELDS", "param_digest"]
@@ -111,75 +111,6 @@ def param_digest(model: nn.Module) -> str:
 
 # --------------------------------------------------------------------------------------------------------------------
 # Processes, devices, data
-
-
-@dataclass
-class _Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    created: bool = False
-    ctrl: Any = None  # a gloo group for host-side control flags (None: the default group)
-
-    @property
-    def active(self) -> bool:
-        return self.world > 1
-
-
-def _resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("device 'cuda' requested but CUDA is not available")
-        if device.index is None:
-            device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    return device
-
-
-def _setup_distributed(device_name: str) -> tuple[_Dist, torch.device]:
-    """Join the torchrun process group (env WORLD_SIZE > 1): nccl on CUDA, gloo on CPU. A no-op otherwise.
-
-    A group this creates lives until the process exits (later train() calls reuse it: re-creating a group in the
-    same torchrun worker is not reliable), and is destroyed at exit."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if dist.is_available() and dist.is_initialized():
-        world = dist.get_world_size()
-    device = _resolve_device(device_name, local_rank if world > 1 else 0)
-    if world <= 1:
-        return _Dist(), device
-    created = False
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-        atexit.register(_destroy_group)
-        created = True
-    global _CTRL_GROUP
-    if dist.get_backend() == "gloo":
-        ctrl = None
-    else:
-        if _CTRL_GROUP is None:
-            _CTRL_GROUP = dist.new_group(backend="gloo")
-        ctrl = _CTRL_GROUP
-    return _Dist(dist.get_rank(), dist.get_world_size(), local_rank, created, ctrl), device
-
-
-_CTRL_GROUP: Any = None
-
-
-def _destroy_group() -> None:
-    global _CTRL_GROUP
-    if dist.is_initialized():
-        dist.destroy_process_group()
-    _CTRL_GROUP = None
-
-
-def _teardown_distributed(d: _Dist) -> None:
-    """Wait for every rank (rank 0 may still be writing); the group itself stays (see _setup_distributed)."""
-    if d.active and dist.is_initialized():
-        dist.barrier()
 
 
 def load_datasets(config: TrainConfig) -> tuple[Any, Any]:
@@ -295,7 +226,7 @@ def _fmt(x: float | None, pct: bool = False) -> str:
 
 
 class _Run:
-    def __init__(self, config: TrainConfig, dctx: _Dist, device: torch.device, train_data: Any, val_data: Any):
+    def __init__(self, config: TrainConfig, dctx: Dist, device: torch.device, train_data: Any, val_data: Any):
         from pan.models import build_model
 
         self.config, self.dist, self.device = config, dctx, device
@@ -624,11 +555,11 @@ def train(config: TrainConfig, *, train_data: Any = None, val_data: Any = None) 
     ``dataset``, ``lr``, ``seed``.
     """
     config.validate()
-    dctx, device = _setup_distributed(config.device)
+    dctx, device = setup_distributed(config.device)
     if train_data is None or val_data is None:
         train_data, val_data = load_datasets(config)
     summary = _Run(config, dctx, device, train_data, val_data).run()
-    _teardown_distributed(dctx)
+    teardown_distributed(dctx)
     return summary
 
 
@@ -647,7 +578,7 @@ def lr_grid(config: TrainConfig, lrs: tuple[float, ...] | list[float] = (0.001, 
     out_dir = Path(config.out_dir)
     if config.resume and not any((out_dir / f"lr_{lr:g}" / "last.pt").is_file() for lr in lrs):
         raise ResumeError(f"cannot resume: no checkpoint under {out_dir}/lr_*/last.pt")
-    dctx, _ = _setup_distributed(config.device)
+    dctx, _ = setup_distributed(config.device)
     if train_data is None or val_data is None:
         train_data, val_data = load_datasets(config)
     runs = []
@@ -671,5 +602,5 @@ def lr_grid(config: TrainConfig, lrs: tuple[float, ...] | list[float] = (0.001, 
         tmp = out_dir / "best.json.tmp"
         tmp.write_text(json.dumps(result, indent=2) + "\n")
         os.replace(tmp, out_dir / "best.json")
-    _teardown_distributed(dctx)
+    teardown_distributed(dctx)
     return result
