@@ -140,35 +140,39 @@ def _attention_mlp_bwd_weight_kernel(
     x_ptr, dpre_ptr, dw_ptr,
     N, C, H, W, HD, N_PER_SPLIT,
     sxb, sxc, sxh, sxw,
-    K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_HD: tl.constexpr,
+    K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_HD: tl.constexpr,
     PRECISION: tl.constexpr,
 ):
-    """dW1p_partial[split, tap, c, h] = sum_{n in split} x[b_n, c, i_n + dy, j_n + dx] g_pre[n, h], n = b * HW + p."""
-    i_tc, i_h, i_s = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-    num_cb = tl.cdiv(C, BLOCK_C)
-    tap, i_c = i_tc // num_cb, i_tc % num_cb
+    """dW1p_partial[split, m, h] = sum_{n in split} x[b_n, c_m, i_n + dy_m, j_n + dx_m] g_pre[n, h].
+
+    An implicit-GEMM weight gradient: rows m = tap * C + c run over all K*K*C weights (BLOCK_M of them per program,
+    so each program reads x for several taps at once, not once per tap), columns over Hd, reduction over
+    n = b * HW + p split across programs."""
+    i_m, i_h, i_s = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    o_m = i_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    m_m = o_m < K * K * C
+    tap, o_c = o_m // C, o_m % C
     dy, dx = tap // K - K // 2, tap % K - K // 2
-    o_c = i_c * BLOCK_C + tl.arange(0, BLOCK_C)
-    m_c = o_c < C
     o_h = i_h * BLOCK_HD + tl.arange(0, BLOCK_HD)
     m_h = o_h < HD
     HW = H * W
-    acc = tl.zeros((BLOCK_C, BLOCK_HD), dtype=tl.float32)
+    acc = tl.zeros((BLOCK_M, BLOCK_HD), dtype=tl.float32)
     n_start = i_s * N_PER_SPLIT
     n_end = tl.minimum(n_start + N_PER_SPLIT, N)
     for n0 in range(n_start, n_end, BLOCK_N):
         o_n = n0 + tl.arange(0, BLOCK_N)
         m_n = o_n < n_end
         o_b, o_p = o_n // HW, o_n % HW
-        ii, jj = o_p // W + dy, o_p % W + dx
-        m_in = m_n & (ii >= 0) & (ii < H) & (jj >= 0) & (jj < W)
-        o_x = o_b.to(tl.int64) * sxb + ii * sxh + jj * sxw
-        b_xt = tl.load(x_ptr + o_c[:, None] * sxc + o_x[None, :], mask=m_c[:, None] & m_in[None, :], other=0.0)
+        ii = (o_p // W)[None, :] + dy[:, None]
+        jj = (o_p % W)[None, :] + dx[:, None]
+        m_x = m_m[:, None] & m_n[None, :] & (ii >= 0) & (ii < H) & (jj >= 0) & (jj < W)
+        o_x = o_b.to(tl.int64)[None, :] * sxb + o_c[:, None] * sxc + ii * sxh + jj * sxw
+        b_xt = tl.load(x_ptr + o_x, mask=m_x, other=0.0)
         b_g = tl.load(dpre_ptr + o_n.to(tl.int64)[:, None] * HD + o_h[None, :],
                       mask=m_n[:, None] & m_h[None, :], other=0.0)
         acc = mma(b_xt, b_g, acc, PRECISION)
-    o_out = ((i_s * K * K + tap) * C + o_c[:, None]).to(tl.int64) * HD + o_h[None, :]
-    tl.store(dw_ptr + o_out, acc, mask=m_c[:, None] & m_h[None, :])
+    o_out = (i_s * K * K * C + o_m[:, None]).to(tl.int64) * HD + o_h[None, :]
+    tl.store(dw_ptr + o_out, acc, mask=m_m[:, None] & m_h[None, :])
 
 
 @triton.jit
@@ -290,14 +294,15 @@ def attention_mlp_bwd(
     )
 
     block_n = 64 if _launch.on_gpu(x) else 32
-    tiles = k * k * triton.cdiv(C, block_c) * triton.cdiv(Hd, block_hd)
+    block_m = min(128 if _launch.on_gpu(x) else 32, max(16, triton.next_power_of_2(k * k * C)))
+    tiles = triton.cdiv(k * k * C, block_m) * triton.cdiv(Hd, block_hd)
     split = max(1, min(triton.cdiv(N, 4 * block_n), triton.cdiv(_launch.num_programs_target(x), tiles)))
     n_per_split = triton.cdiv(triton.cdiv(N, split), block_n) * block_n
     split = triton.cdiv(N, n_per_split)
     dw_part = torch.empty((split, k * k, C, Hd), device=x.device, dtype=torch.float32)
-    _attention_mlp_bwd_weight_kernel[(k * k * triton.cdiv(C, block_c), triton.cdiv(Hd, block_hd), split)](
+    _attention_mlp_bwd_weight_kernel[(triton.cdiv(k * k * C, block_m), triton.cdiv(Hd, block_hd), split)](
         x, dpre, dw_part, N, C, H, W, Hd, n_per_split, *x.stride(),
-        K=k, BLOCK_N=block_n, BLOCK_C=block_c, BLOCK_HD=block_hd, PRECISION=precision,
+        K=k, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_HD=block_hd, PRECISION=precision,
     )
 
     _attention_mlp_bwd_input_kernel[(num_pb, triton.cdiv(C, block_c), B)](
