@@ -122,3 +122,19 @@ def backward_args(op: str, a, outs) -> tuple:
     if op == "hard_attention_marginal":
         return (g[0], g[1], a[0], a[2], a[3], outs[2])
     return (g[0], g[1], a[0], outs[1])
+
+
+NAN_OPS = ["progressive_attention", "hard_attention_marginal", "soft_attention_pool"]
+
+
+def nan_case(op: str):
+    """(float64 arguments of `op` with one NaN planted, call(args, backend=...) -> the output NaN must reach)."""
+    import pan_kernels
+
+    if op == "progressive_attention":
+        args = list(mlp_inputs(2, 3, 6, 6, 16, 3))
+        args[0][1, 2, 3, 3] = float("nan")
+        return args, lambda a, **kw: pan_kernels.progressive_attention(*a, **kw)[1]
+    args = list(head_inputs(2, 3, 4, 4, 5))[: 4 if op == "hard_attention_marginal" else 2]
+    args[1][1, 0, 2] = float("nan")
+    return args, lambda a, **kw: getattr(pan_kernels, op)(*a, **kw)[0]

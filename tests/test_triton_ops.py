@@ -15,11 +15,13 @@ from tests.helpers import (
     DTYPES,
     HEAD_CASES,
     MLP_CASES,
+    NAN_OPS,
     apply_layout,
     assert_close,
     head_inputs,
     leaves,
     mlp_inputs,
+    nan_case,
     tolerance,
 )
 
@@ -117,17 +119,10 @@ def test_grad_of_sum_with_expanded_incoming_gradient(device):
     assert_close(low[0].grad, ref[0].grad, _tol(torch.float32), "dx")
 
 
-@pytest.mark.parametrize("op", ["progressive_attention", "hard_attention_marginal", "soft_attention_pool"])
+@pytest.mark.parametrize("op", NAN_OPS)
 def test_nan_in_gives_nan_out(op, device):
     """NaN propagates exactly where the reference puts it (nothing is silently clamped)."""
-    if op == "progressive_attention":
-        args = list(mlp_inputs(2, 3, 6, 6, 16, 3))
-        args[0][1, 2, 3, 3] = float("nan")
-        call = lambda a, **kw: pan_kernels.progressive_attention(*a, **kw)[1]
-    else:
-        args = list(head_inputs(2, 3, 4, 4, 5))[: 4 if op == "hard_attention_marginal" else 2]
-        args[1][1, 0, 2] = float("nan")
-        call = lambda a, **kw: getattr(pan_kernels, op)(*a, **kw)[0]
+    args, call = nan_case(op)
     want = call(args, backend="torch")
     got = call([t.to(device=device, dtype=torch.float32) for t in args], backend="triton")
     assert torch.isnan(want).any()
