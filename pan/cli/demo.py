@@ -49,7 +49,12 @@ def run(args) -> int:
     attention_figure(model, test, distinct_image_examples(test, 6), figure, device=result["device"],
                      title=f"{args.model} on MREF test")
     seconds = time.time() - start
-    report = {"model": args.model, "accuracy": result["accuracy"], "tpr": result["tpr"],
+    import torch
+
+    from pan.provenance import make_header
+
+    report = {"header": make_header(torch.device(result["device"])), "model": args.model,
+              "accuracy": result["accuracy"], "tpr": result["tpr"],
               "best_epoch": summary["best_epoch"], "epochs": summary["epochs"], "wall_seconds": round(seconds, 1),
               "preset": "full" if args.full else "cpu", "device": result["device"], "backend": args.backend}
     (out / "demo.json").write_text(json.dumps(report, indent=2) + "\n")
