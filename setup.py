@@ -47,6 +47,9 @@ def _cuda_extension():
             reason = "no sources under csrc/"
         elif CUDA_HOME is None:
             reason = "CUDA_HOME not found (no nvcc)"
+        elif not os.path.isfile(os.path.join(CUDA_HOME, "include", "cuda_runtime.h")):
+            # torch guesses CUDA_HOME from `which nvcc`; a wrapper script outside the toolkit gives a wrong root
+            reason = f"CUDA_HOME={CUDA_HOME} is not a CUDA toolkit root (no include/cuda_runtime.h); set CUDA_HOME"
         elif torch.version.cuda is None:
             reason = "torch is a CPU-only build"
     if reason is not None:

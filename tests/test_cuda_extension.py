@@ -81,11 +81,26 @@ def test_setup_without_nvcc_skips_or_fails_loudly(monkeypatch):
         setup._cuda_extension()
 
 
+def test_setup_refuses_a_cuda_home_that_is_not_a_toolkit(monkeypatch, tmp_path):
+    """torch guesses CUDA_HOME from `which nvcc`; a wrapper outside the toolkit must not lead to a broken link."""
+    import torch.utils.cpp_extension as cpp_extension
+
+    setup = _load_setup()
+    monkeypatch.delenv("PAN_SKIP_CUDA_BUILD", raising=False)
+    monkeypatch.delenv("PAN_FORCE_CUDA_BUILD", raising=False)
+    monkeypatch.setattr(cpp_extension, "CUDA_HOME", str(tmp_path))
+    assert setup._cuda_extension() == ([], {})
+    monkeypatch.setenv("PAN_FORCE_CUDA_BUILD", "1")
+    with pytest.raises(RuntimeError, match="not a CUDA toolkit root"):
+        setup._cuda_extension()
+
+
 def test_setup_builds_the_extension_when_it_can(monkeypatch):
     from torch.utils.cpp_extension import CUDA_HOME
 
-    if CUDA_HOME is None or torch.version.cuda is None:
-        pytest.skip("needs nvcc (CUDA_HOME) and a CUDA build of torch")
+    toolkit = CUDA_HOME is not None and (pathlib.Path(CUDA_HOME) / "include" / "cuda_runtime.h").is_file()
+    if not toolkit or torch.version.cuda is None:
+        pytest.skip("needs a CUDA toolkit (CUDA_HOME) and a CUDA build of torch")
     setup = _load_setup()
     monkeypatch.delenv("PAN_SKIP_CUDA_BUILD", raising=False)
     monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", "9.0")  # restored after the test
