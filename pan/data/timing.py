@@ -43,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:5s} total {total:6.2f}s")
         report["datasets"][name] = {"splits": splits, "total_s": total}
     if args.json:
+        import torch
+
+        from pan.provenance import make_header
+
+        report = {"header": make_header(torch.device("cpu")), **report}
         with open(args.json, "w") as handle:
             json.dump(report, handle, indent=2)
     return 0
