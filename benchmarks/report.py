@@ -28,6 +28,17 @@ def _f(value, fmt: str, empty: str = "-") -> str:
     return empty if value is None else format(value, fmt)
 
 
+def _render(lines: list[list]) -> list[str]:
+    """Left-aligned columns (the last one, a free-text status, unpadded) with a rule under the header row."""
+    widths = [max(len(str(line[i])) for line in lines) for i in range(len(lines[0]) - 1)]
+    out = []
+    for i, line in enumerate(lines):
+        out.append("  ".join(str(c).ljust(w) for c, w in zip(line[:-1], widths, strict=True)) + "  " + str(line[-1]))
+        if i == 0:
+            out.append("-" * (sum(widths) + 2 * len(widths) + 6))
+    return out
+
+
 def format_table(rows: list[dict], roof: dict | None = None) -> str:
     """A fixed-width table of op rows (dicts as in the JSON)."""
     cols = ["op", "mode", "shape", "dtype", "provider", "median us (p20-p80)", "peak MiB", "GB/s (%)",
@@ -46,12 +57,7 @@ def format_table(rows: list[dict], roof: dict | None = None) -> str:
         lines.append([r["op"], r["mode"], f"{r['shape_name']} {r['shape']}", r.get("precision") or r["dtype"],
                       r["provider"], t, _f(r["peak_mem_mb"], ".1f"), bw, fl, _f(r.get("pct_of_floor"), ".0f"),
                       _f(r["speedup_vs_eager"], ".2f"), _f(r["speedup_vs_compile"], ".2f"), status])
-    widths = [max(len(str(line[i])) for line in lines) for i in range(len(cols) - 1)]
-    out = []
-    for i, line in enumerate(lines):
-        out.append("  ".join(str(c).ljust(w) for c, w in zip(line[:-1], widths, strict=True)) + "  " + str(line[-1]))
-        if i == 0:
-            out.append("-" * (sum(widths) + 2 * len(widths) + 6))
+    out = _render(lines)
     if roof:
         rates = ", ".join(f"{k} {v:.3g}" for k, v in roof["matmul_tflops"].items())
         out.append(f"roofline: copy {roof['copy_gbps']:.0f} GB/s; matmul TFLOP/s: {rates}"
@@ -67,12 +73,7 @@ def format_train_table(results: list[dict]) -> str:
         status = r["status"] if r["status"] == "ok" else f"{r['status']}: {r['reason']}"
         lines.append([r["variant"], r["batch"], t, _f(r["images_per_s"], ".0f"), _f(r["peak_mem_mb"], ".0f"),
                       _f(r["speedup_vs_eager"], ".2f"), _f(r["mem_vs_eager"], ".2f"), status])
-    widths = [max(len(str(line[i])) for line in lines) for i in range(len(cols) - 1)]
-    out = []
-    for i, line in enumerate(lines):
-        out.append("  ".join(str(c).ljust(w) for c, w in zip(line[:-1], widths, strict=True)) + "  " + str(line[-1]))
-        if i == 0:
-            out.append("-" * (sum(widths) + 2 * len(widths) + 6))
+    out = _render(lines)
     return "\n".join(out)
 
 

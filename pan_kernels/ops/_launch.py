@@ -32,4 +32,5 @@ def num_programs_target(x: torch.Tensor) -> int:
     """How many programs a split launch should aim for: a few waves on a GPU, a handful in the interpreter."""
     if x.device.type == "cuda":
         return 4 * _sm_count(x.device.index if x.device.index is not None else torch.cuda.current_device())
+    # CPU tensors under the GPU tile policy: the sm_90 ahead-of-time compile check (4 waves of an H100's 132 SMs)
     return 528 if on_gpu(x) else 4
