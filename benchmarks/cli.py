@@ -5,6 +5,9 @@
     pan bench --train                           PAN[H]+CTX training steps per backend (images/s, peak memory)
     pan bench --profile trace.json              a torch.profiler Chrome trace of a training step, NVTX ranges
     pan bench --list                            what the registry holds
+    pan bench --preflight [--op/--shape/--dtype] static sm_90 check of every Triton kernel at the paper's shapes
+                                                (registers, spills, shared memory, CTAs vs 132 SMs, tensor cores,
+                                                coalescing of x loads; no GPU needed; benchmarks/preflight.py)
 
 On a CPU the Triton provider runs only when TRITON_INTERPRET=1 is set before Python starts (the interpreter: slow,
 about 1.5 minutes for the default CPU selection); otherwise it is reported as skipped, with the reason.
@@ -63,6 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--plot", metavar="FILE.png", help="draw the speedups vs eager per shape")
     out.add_argument("--compare", metavar="BASE.json", help="print time ratios against an earlier --json file")
     out.add_argument("--list", action="store_true", help="list ops, shapes, modes and providers, then exit")
+    out.add_argument("--preflight", action="store_true",
+                     help="compile every Triton kernel for sm_90 at the selected full-scale shapes (default: all) "
+                          "and report registers, spills, smem, CTAs/waves, tensor-core instructions and x-load "
+                          "coalescing; no GPU needed (benchmarks/preflight.py)")
+    out.add_argument("--strict", action="store_true", help="with --preflight: findings (spills, uncoalesced x "
+                                                          "loads, grids under 132 CTAs) fail the run")
     out.add_argument("--quiet", action="store_true", help="no progress lines")
     out.add_argument("--verbose", action="store_true", help="print tracebacks of failing providers")
 
@@ -111,6 +120,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if getattr(args, "preflight", False):
+        from benchmarks.preflight import preflight_main
+
+        return preflight_main(args.op, args.shape or ["all"], args.dtype, args.json, args.strict, args.quiet)
     import torch
 
     from benchmarks import registry, report

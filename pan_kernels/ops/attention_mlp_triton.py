@@ -23,21 +23,35 @@ from pan_kernels.ops._triton_utils import mma
 
 
 @triton.jit
+def _pixel_offset(o_p, o_i, o_j, sh, sw, DENSE: tl.constexpr):
+    """Memory offset of pixels o_p = o_i * W + o_j. DENSE (sh == W * sw, true for NCHW, channels_last and a
+    column-strided view) writes it as o_p * sw, which lets the compiler see contiguity along pixels when sw == 1."""
+    if DENSE:
+        return o_p * sw
+    else:
+        return o_i * sh + o_j * sw
+
+
+@triton.jit
 def _preact_tile(
-    x_ptr, w_ptr, qb_ptr, b1_ptr, i_b, o_i, o_j, m_p, o_h, m_h,
+    x_ptr, w_ptr, qb_ptr, b1_ptr, i_b, o_p, o_i, o_j, m_p, o_h, m_h,
     C, H, W, HD, sxb, sxc, sxh, sxw,
-    K: tl.constexpr, HAS_B1: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_HD: tl.constexpr,
-    PRECISION: tl.constexpr,
+    K: tl.constexpr, HAS_B1: tl.constexpr, X_DENSE: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
+    BLOCK_HD: tl.constexpr, PRECISION: tl.constexpr,
 ):
     """pre[p, h] = sum_{tap, c} x[b, c, i_p + dy, j_p + dx] W1p[tap, c, h] + query_bias[b, h] (+ b1[h]), fp32;
-    zero padding outside the image."""
+    zero padding outside the image. X_DENSE (sxh == W * sxw): pixel offsets are (p + dy * W + dx) * sxw, so the
+    compiler sees that consecutive pixels are contiguous on NCHW inputs (sxw == 1) and runs the lanes along them."""
     acc = tl.zeros((BLOCK_P, BLOCK_HD), dtype=tl.float32)
     x_base = x_ptr + i_b.to(tl.int64) * sxb
     for tap in range(K * K):
         ii = o_i + (tap // K - K // 2)
         jj = o_j + (tap % K - K // 2)
         m_in = m_p & (ii >= 0) & (ii < H) & (jj >= 0) & (jj < W)
-        o_pix = ii * sxh + jj * sxw
+        if X_DENSE:
+            o_pix = (o_p + ((tap // K - K // 2) * W + (tap % K - K // 2))) * sxw
+        else:
+            o_pix = ii * sxh + jj * sxw
         for c0 in range(0, C, BLOCK_C):
             o_c = c0 + tl.arange(0, BLOCK_C)
             m_c = o_c < C
@@ -58,6 +72,7 @@ def _attention_mlp_fwd_kernel(
     C, H, W, HD,
     sxb, sxc, sxh, sxw, sob, soc, soh, sow,
     K: tl.constexpr, HAS_B1: tl.constexpr, HAS_B2: tl.constexpr, GATE: tl.constexpr,
+    X_DENSE: tl.constexpr, O_DENSE: tl.constexpr,
     BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_HD: tl.constexpr, PRECISION: tl.constexpr,
 ):
     """s = w2 . relu(W1 * F + q + b1) + b2; GATE: s_ptr <- sigmoid(s), out <- x * sigmoid(s); else s_ptr <- s."""
@@ -69,8 +84,8 @@ def _attention_mlp_fwd_kernel(
     for h0 in range(0, HD, BLOCK_HD):
         o_h = h0 + tl.arange(0, BLOCK_HD)
         m_h = o_h < HD
-        pre = _preact_tile(x_ptr, w_ptr, qb_ptr, b1_ptr, i_b, o_i, o_j, m_p, o_h, m_h, C, H, W, HD,
-                           sxb, sxc, sxh, sxw, K, HAS_B1, BLOCK_P, BLOCK_C, BLOCK_HD, PRECISION)
+        pre = _preact_tile(x_ptr, w_ptr, qb_ptr, b1_ptr, i_b, o_p, o_i, o_j, m_p, o_h, m_h, C, H, W, HD,
+                           sxb, sxc, sxh, sxw, K, HAS_B1, X_DENSE, BLOCK_P, BLOCK_C, BLOCK_HD, PRECISION)
         hid = tl.maximum(pre, 0.0, propagate_nan=tl.PropagateNan.ALL)
         b_w2 = tl.load(w2_ptr + o_h, mask=m_h, other=0.0).to(tl.float32)
         b_s += tl.sum(hid * b_w2[None, :], axis=1)
@@ -78,8 +93,8 @@ def _attention_mlp_fwd_kernel(
         b_s += tl.load(b2_ptr).to(tl.float32)
     if GATE:
         b_s = tl.sigmoid(b_s)
-        x_base = x_ptr + i_b.to(tl.int64) * sxb + o_i * sxh + o_j * sxw
-        out_base = out_ptr + i_b.to(tl.int64) * sob + o_i * soh + o_j * sow
+        x_base = x_ptr + i_b.to(tl.int64) * sxb + _pixel_offset(o_p, o_i, o_j, sxh, sxw, X_DENSE)
+        out_base = out_ptr + i_b.to(tl.int64) * sob + _pixel_offset(o_p, o_i, o_j, soh, sow, O_DENSE)
         for c0 in range(0, C, BLOCK_C):
             o_c = c0 + tl.arange(0, BLOCK_C)
             m = m_p[:, None] & (o_c < C)[None, :]
@@ -94,7 +109,7 @@ def _attention_mlp_bwd_pre_kernel(
     dpre_ptr, dqb_ptr, dw2_ptr, db2_ptr,
     C, H, W, HD, NUM_PB,
     sxb, sxc, sxh, sxw, sgb, sgc, sgh, sgw,
-    K: tl.constexpr, HAS_B1: tl.constexpr, GATE: tl.constexpr,
+    K: tl.constexpr, HAS_B1: tl.constexpr, GATE: tl.constexpr, X_DENSE: tl.constexpr, G_DENSE: tl.constexpr,
     BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_HD: tl.constexpr, PRECISION: tl.constexpr,
 ):
     """g_s = (sum_c g_out x + g_alpha) alpha (1 - alpha) (GATE) or g_s (scores); g_pre = g_s w2 [pre > 0].
@@ -107,8 +122,8 @@ def _attention_mlp_bwd_pre_kernel(
     o_i, o_j = o_p // W, o_p % W
     b_gs = tl.load(gs_ptr + i_b * H * W + o_p, mask=m_p, other=0.0).to(tl.float32)
     if GATE:
-        x_base = x_ptr + i_b.to(tl.int64) * sxb + o_i * sxh + o_j * sxw
-        go_base = go_ptr + i_b.to(tl.int64) * sgb + o_i * sgh + o_j * sgw
+        x_base = x_ptr + i_b.to(tl.int64) * sxb + _pixel_offset(o_p, o_i, o_j, sxh, sxw, X_DENSE)
+        go_base = go_ptr + i_b.to(tl.int64) * sgb + _pixel_offset(o_p, o_i, o_j, sgh, sgw, G_DENSE)
         for c0 in range(0, C, BLOCK_C):
             o_c = c0 + tl.arange(0, BLOCK_C)
             m = m_p[:, None] & (o_c < C)[None, :]
@@ -123,8 +138,8 @@ def _attention_mlp_bwd_pre_kernel(
     for h0 in range(0, HD, BLOCK_HD):
         o_h = h0 + tl.arange(0, BLOCK_HD)
         m_h = o_h < HD
-        pre = _preact_tile(x_ptr, w_ptr, qb_ptr, b1_ptr, i_b, o_i, o_j, m_p, o_h, m_h, C, H, W, HD,
-                           sxb, sxc, sxh, sxw, K, HAS_B1, BLOCK_P, BLOCK_C, BLOCK_HD, PRECISION)
+        pre = _preact_tile(x_ptr, w_ptr, qb_ptr, b1_ptr, i_b, o_p, o_i, o_j, m_p, o_h, m_h, C, H, W, HD,
+                           sxb, sxc, sxh, sxw, K, HAS_B1, X_DENSE, BLOCK_P, BLOCK_C, BLOCK_HD, PRECISION)
         hid = tl.maximum(pre, 0.0, propagate_nan=tl.PropagateNan.ALL)
         tl.store(dw2_ptr + i_part * HD + o_h, tl.sum(b_gs[:, None] * hid, axis=0), mask=m_h)
         b_w2 = tl.load(w2_ptr + o_h, mask=m_h, other=0.0).to(tl.float32)
@@ -138,16 +153,17 @@ def _attention_mlp_bwd_pre_kernel(
 @triton.jit
 def _attention_mlp_bwd_weight_kernel(
     x_ptr, dpre_ptr, dw_ptr,
-    N, C, H, W, HD, N_PER_SPLIT,
+    NUM_T, NUM_PB, T_PER_SPLIT, C, H, W, HD,
     sxb, sxc, sxh, sxw,
-    K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_HD: tl.constexpr,
+    K: tl.constexpr, X_DENSE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_HD: tl.constexpr,
     PRECISION: tl.constexpr,
 ):
     """dW1p_partial[split, m, h] = sum_{n in split} x[b_n, c_m, i_n + dy_m, j_n + dx_m] g_pre[n, h].
 
     An implicit-GEMM weight gradient: rows m = tap * C + c run over all K*K*C weights (BLOCK_M of them per program,
     so each program reads x for several taps at once, not once per tap), columns over Hd, reduction over
-    n = b * HW + p split across programs."""
+    n = (b, pixel) in blocks of BLOCK_N pixels of one image (t = b * NUM_PB + pixel block), split across programs.
+    Keeping a block inside one image lets the compiler see that its pixels are contiguous on NCHW inputs."""
     i_m, i_h, i_s = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     o_m = i_m * BLOCK_M + tl.arange(0, BLOCK_M)
     m_m = o_m < K * K * C
@@ -157,18 +173,22 @@ def _attention_mlp_bwd_weight_kernel(
     m_h = o_h < HD
     HW = H * W
     acc = tl.zeros((BLOCK_M, BLOCK_HD), dtype=tl.float32)
-    n_start = i_s * N_PER_SPLIT
-    n_end = tl.minimum(n_start + N_PER_SPLIT, N)
-    for n0 in range(n_start, n_end, BLOCK_N):
-        o_n = n0 + tl.arange(0, BLOCK_N)
-        m_n = o_n < n_end
-        o_b, o_p = o_n // HW, o_n % HW
+    t_start = i_s * T_PER_SPLIT
+    t_end = tl.minimum(t_start + T_PER_SPLIT, NUM_T)
+    for t in range(t_start, t_end):
+        o_b = t // NUM_PB
+        o_p = (t % NUM_PB) * BLOCK_N + tl.arange(0, BLOCK_N)
+        m_n = o_p < HW
         ii = (o_p // W)[None, :] + dy[:, None]
         jj = (o_p % W)[None, :] + dx[:, None]
         m_x = m_m[:, None] & m_n[None, :] & (ii >= 0) & (ii < H) & (jj >= 0) & (jj < W)
-        o_x = o_b.to(tl.int64)[None, :] * sxb + o_c[:, None] * sxc + ii * sxh + jj * sxw
-        b_xt = tl.load(x_ptr + o_x, mask=m_x, other=0.0)
-        b_g = tl.load(dpre_ptr + o_n.to(tl.int64)[:, None] * HD + o_h[None, :],
+        x_b = x_ptr + o_b.to(tl.int64) * sxb
+        if X_DENSE:
+            b_xt = tl.load(x_b + o_c[:, None] * sxc + (o_p[None, :] + (dy * W + dx)[:, None]) * sxw, mask=m_x,
+                           other=0.0)
+        else:
+            b_xt = tl.load(x_b + o_c[:, None] * sxc + ii * sxh + jj * sxw, mask=m_x, other=0.0)
+        b_g = tl.load(dpre_ptr + (o_b * HW + o_p).to(tl.int64)[:, None] * HD + o_h[None, :],
                       mask=m_n[:, None] & m_h[None, :], other=0.0)
         acc = mma(b_xt, b_g, acc, PRECISION)
     o_out = (i_s * K * K * C + o_m[:, None]).to(tl.int64) * HD + o_h[None, :]
@@ -180,7 +200,7 @@ def _attention_mlp_bwd_input_kernel(
     dpre_ptr, w_ptr, go_ptr, a_ptr, dx_ptr,
     C, H, W, HD,
     sgb, sgc, sgh, sgw, sdb, sdc, sdh, sdw,
-    K: tl.constexpr, GATE: tl.constexpr,
+    K: tl.constexpr, GATE: tl.constexpr, G_DENSE: tl.constexpr, D_DENSE: tl.constexpr,
     BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_HD: tl.constexpr, PRECISION: tl.constexpr,
 ):
     """dx[b, c, q] = sum_{tap, h} g_pre[b, q - off_tap, h] W1p[tap, c, h]  (+ g_out[b, c, q] alpha[b, q] if GATE)."""
@@ -205,11 +225,11 @@ def _attention_mlp_bwd_input_kernel(
             acc = mma(b_g, b_wt, acc, PRECISION)
     m = m_p[:, None] & m_c[None, :]
     if GATE:
-        o_go = i_b.to(tl.int64) * sgb + (o_i * sgh + o_j * sgw)[:, None] + o_c[None, :] * sgc
+        o_go = i_b.to(tl.int64) * sgb + _pixel_offset(o_p, o_i, o_j, sgh, sgw, G_DENSE)[:, None] + o_c[None, :] * sgc
         b_go = tl.load(go_ptr + o_go, mask=m, other=0.0).to(tl.float32)
         b_a = tl.load(a_ptr + i_b * H * W + o_p, mask=m_p, other=0.0).to(tl.float32)
         acc += b_go * b_a[:, None]
-    o_dx = i_b.to(tl.int64) * sdb + (o_i * sdh + o_j * sdw)[:, None] + o_c[None, :] * sdc
+    o_dx = i_b.to(tl.int64) * sdb + _pixel_offset(o_p, o_i, o_j, sdh, sdw, D_DENSE)[:, None] + o_c[None, :] * sdc
     tl.store(dx_ptr + o_dx, acc.to(dx_ptr.dtype.element_ty), mask=m)
 
 
@@ -222,6 +242,32 @@ def _blocks(C: int, Hd: int, gpu: bool) -> tuple[int, int, int]:
     block_hd = min(max(16, triton.next_power_of_2(Hd)), 64)
     block_p = 64 if gpu else 16
     return block_p, block_c, block_hd
+
+
+def _dense(t: Tensor) -> bool:
+    """Whether t [B, C, H, W]'s pixels are evenly spaced (stride_h == W * stride_w): NCHW, channels_last, a column
+    view; the kernels then address pixel p as p * stride_w (see _pixel_offset)."""
+    return t.shape[2] <= 1 or t.stride(2) == t.shape[3] * t.stride(3)
+
+
+def _num_warps(block_c: int, block_hd: int, gpu: bool) -> int:
+    """8 warps for the wide VG tiles (64 x 64 operand tiles): with 4, the fp32 accumulators and the pipelined x
+    tiles spill at 255 registers (`pan bench --preflight`, VG-14); 4 elsewhere."""
+    return 8 if gpu and block_c >= 64 and block_hd >= 64 else 4
+
+
+def _weight_blocks(rows: int, Hd: int, block_hd: int, gpu: bool) -> tuple[int, int]:
+    """(BLOCK_N, BLOCK_M) of the weight-gradient GEMM. GPU: BLOCK_M 128 only where the hidden tile is narrow
+    enough that the fp32 accumulator plus the staged x / g_pre tiles stay under 255 registers without spilling
+    (`pan bench --preflight` checks it), else 64."""
+    if not gpu:
+        return 32, min(32, max(16, triton.next_power_of_2(rows)))
+    block_m = WEIGHT_BLOCK_M_NARROW if block_hd <= 32 else WEIGHT_BLOCK_M_WIDE
+    return 64, min(block_m, max(16, triton.next_power_of_2(rows)))
+
+
+WEIGHT_BLOCK_M_NARROW = 64
+WEIGHT_BLOCK_M_WIDE = 128
 
 
 def _pack_weight1(weight1: Tensor) -> Tensor:
@@ -249,8 +295,9 @@ def attention_mlp_fwd(
     _attention_mlp_fwd_kernel[grid](
         x, qb, _pack_weight1(weight1), bias1 if bias1 is not None else qb, w2, bias2 if bias2 is not None else qb,
         out, s, C, H, W, Hd, *x.stride(), *so,
-        K=k, HAS_B1=bias1 is not None, HAS_B2=bias2 is not None, GATE=gate,
-        BLOCK_P=block_p, BLOCK_C=block_c, BLOCK_HD=block_hd, PRECISION=_launch.dot_precision(x),
+        K=k, HAS_B1=bias1 is not None, HAS_B2=bias2 is not None, GATE=gate, X_DENSE=_dense(x),
+        O_DENSE=_dense(out) if gate else False, BLOCK_P=block_p, BLOCK_C=block_c, BLOCK_HD=block_hd,
+        PRECISION=_launch.dot_precision(x), num_warps=_num_warps(block_c, block_hd, _launch.on_gpu(x)),
     )
     return out, s
 
@@ -289,25 +336,28 @@ def attention_mlp_bwd(
         x, qb, w1p, bias1 if bias1 is not None else qb, w2, go, gs, a,
         dpre, dqb_part, dw2_part, db2_part,
         C, H, W, Hd, num_pb, *x.stride(), *sg,
-        K=k, HAS_B1=bias1 is not None, GATE=gate,
+        K=k, HAS_B1=bias1 is not None, GATE=gate, X_DENSE=_dense(x), G_DENSE=gate and _dense(grad_out),
         BLOCK_P=block_p, BLOCK_C=block_c, BLOCK_HD=block_hd, PRECISION=precision,
+        num_warps=_num_warps(block_c, block_hd, _launch.on_gpu(x)),
     )
 
-    block_n = 64 if _launch.on_gpu(x) else 32
-    block_m = min(128 if _launch.on_gpu(x) else 32, max(16, triton.next_power_of_2(k * k * C)))
+    block_n, block_m = _weight_blocks(k * k * C, Hd, block_hd, _launch.on_gpu(x))
+    num_pb_n = triton.cdiv(HW, block_n)
+    num_t = B * num_pb_n
     tiles = triton.cdiv(k * k * C, block_m) * triton.cdiv(Hd, block_hd)
-    split = max(1, min(triton.cdiv(N, 4 * block_n), triton.cdiv(_launch.num_programs_target(x), tiles)))
-    n_per_split = triton.cdiv(triton.cdiv(N, split), block_n) * block_n
-    split = triton.cdiv(N, n_per_split)
+    split = max(1, min(triton.cdiv(num_t, 4), triton.cdiv(_launch.num_programs_target(x), tiles)))
+    t_per_split = triton.cdiv(num_t, split)
+    split = triton.cdiv(num_t, t_per_split)
     dw_part = torch.empty((split, k * k, C, Hd), device=x.device, dtype=torch.float32)
     _attention_mlp_bwd_weight_kernel[(triton.cdiv(k * k * C, block_m), triton.cdiv(Hd, block_hd), split)](
-        x, dpre, dw_part, N, C, H, W, Hd, n_per_split, *x.stride(),
-        K=k, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_HD=block_hd, PRECISION=precision,
+        x, dpre, dw_part, num_t, num_pb_n, t_per_split, C, H, W, Hd, *x.stride(),
+        K=k, X_DENSE=_dense(x), BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_HD=block_hd, PRECISION=precision,
     )
 
     _attention_mlp_bwd_input_kernel[(num_pb, triton.cdiv(C, block_c), B)](
         dpre, w1p, go, a, dx, C, H, W, Hd, *sg, *dx.stride(),
-        K=k, GATE=gate, BLOCK_P=block_p, BLOCK_C=block_c, BLOCK_HD=block_hd, PRECISION=precision,
+        K=k, GATE=gate, G_DENSE=gate and _dense(grad_out), D_DENSE=_dense(dx),
+        BLOCK_P=block_p, BLOCK_C=block_c, BLOCK_HD=block_hd, PRECISION=precision,
     )
     dqb = dqb_part.sum(1)
     dw1 = dw_part.sum(0).reshape(k, k, C, Hd).permute(3, 2, 0, 1)

@@ -21,6 +21,16 @@ from pan_kernels.ops._triton_utils import mma
 
 
 @triton.jit
+def _pixel_offset(o_p, W, sh, sw, DENSE: tl.constexpr):
+    """Memory offset of pixels o_p (row-major over H x W). DENSE (sh == W * sw: NCHW, channels_last, a column view)
+    writes it as o_p * sw, so the compiler sees contiguity along pixels on NCHW inputs (sw == 1)."""
+    if DENSE:
+        return o_p * sw
+    else:
+        return (o_p // W) * sh + (o_p % W) * sw
+
+
+@triton.jit
 def _logits_tile(
     x_base, wc_ptr, bc_ptr, m_p, o_a, m_a, C, sxc,
     HAS_BIAS: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_A: tl.constexpr,
@@ -62,8 +72,8 @@ def _hard_marginal_fwd_kernel(
     x_ptr, s_ptr, wc_ptr, bc_ptr, alpha_ptr, stats_ptr, part_ptr,
     C, HW, W, A, P_PER_SPLIT, NUM_SPLITS,
     sxb, sxc, sxh, sxw,
-    HAS_BIAS: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_A: tl.constexpr,
-    PRECISION: tl.constexpr,
+    HAS_BIAS: tl.constexpr, X_DENSE: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
+    BLOCK_A: tl.constexpr, PRECISION: tl.constexpr,
 ):
     """part[b, split, a] = logsumexp_{ij in split}( log alpha_ij + z_ija - logsumexp_a' z_ija' ).
 
@@ -81,7 +91,7 @@ def _hard_marginal_fwd_kernel(
         log_alpha = tl.load(s_ptr + i_b * HW + o_p, mask=m_p, other=0.0).to(tl.float32) - lse_s
         tl.store(alpha_ptr + i_b * HW + o_p, tl.exp(log_alpha).to(alpha_ptr.dtype.element_ty), mask=m_p)
         tl.store(stats_ptr + i_b * n_stats + o_p, log_alpha, mask=m_p)
-        x_base = x_b + (o_p // W) * sxh + (o_p % W) * sxw
+        x_base = x_b + _pixel_offset(o_p, W, sxh, sxw, X_DENSE)
         m_z = tl.full((BLOCK_P,), -float("inf"), dtype=tl.float32)
         l_z = tl.zeros((BLOCK_P,), dtype=tl.float32)
         for a0 in range(0, A, BLOCK_A):
@@ -103,7 +113,7 @@ def _hard_marginal_fwd_kernel(
         for p0 in range(p_start, p_end, BLOCK_P):
             o_p = p0 + tl.arange(0, BLOCK_P)
             m_p = o_p < p_end
-            x_base = x_b + (o_p // W) * sxh + (o_p % W) * sxw
+            x_base = x_b + _pixel_offset(o_p, W, sxh, sxw, X_DENSE)
             z = _logits_tile(x_base, wc_ptr, bc_ptr, m_p, o_a, m_a, C, sxc, HAS_BIAS, BLOCK_P, BLOCK_C, BLOCK_A,
                              PRECISION)
             log_alpha = tl.load(stats_ptr + i_b * n_stats + o_p, mask=m_p, other=0.0)
@@ -135,8 +145,8 @@ def _hard_marginal_bwd_kernel(
     x_ptr, wc_ptr, bc_ptr, stats_ptr, g_ptr, gsum_ptr, ga_ptr, gadot_ptr, ds_ptr, gz_ptr,
     C, HW, W, A,
     sxb, sxc, sxh, sxw,
-    HAS_BIAS: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_A: tl.constexpr,
-    PRECISION: tl.constexpr,
+    HAS_BIAS: tl.constexpr, X_DENSE: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
+    BLOCK_A: tl.constexpr, PRECISION: tl.constexpr,
 ):
     """r_ija = alpha_ij p(a|ij) / p(a); u_ij = sum_a G_a r_ija;
     ds_ij = u_ij - alpha_ij sum_a G_a + alpha_ij (g_alpha_ij - sum_kl alpha_kl g_alpha_kl);
@@ -147,7 +157,7 @@ def _hard_marginal_bwd_kernel(
     m_p = o_p < HW
     log_alpha = tl.load(stats_ptr + i_b * n_stats + o_p, mask=m_p, other=-float("inf"))
     lse_z = tl.load(stats_ptr + i_b * n_stats + HW + o_p, mask=m_p, other=0.0)
-    x_base = x_ptr + i_b.to(tl.int64) * sxb + (o_p // W) * sxh + (o_p % W) * sxw
+    x_base = x_ptr + i_b.to(tl.int64) * sxb + _pixel_offset(o_p, W, sxh, sxw, X_DENSE)
     u = tl.zeros((BLOCK_P,), dtype=tl.float32)
     for a0 in range(0, A, BLOCK_A):
         o_a = a0 + tl.arange(0, BLOCK_A)
@@ -175,7 +185,7 @@ def _hard_marginal_bwd_kernel(
 def _soft_pool_fwd_kernel(
     x_ptr, s_ptr, f_ptr, alpha_ptr,
     C, HW, W, sxb, sxc, sxh, sxw,
-    BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
+    X_DENSE: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     """f[b, c] = sum_ij softmax(s)_ij x[b, c, ij]; the first channel block also writes alpha."""
     i_c, i_b = tl.program_id(0), tl.program_id(1)
@@ -190,56 +200,68 @@ def _soft_pool_fwd_kernel(
         alpha = tl.exp(tl.load(s_ptr + i_b * HW + o_p, mask=m_p, other=-float("inf")).to(tl.float32) - lse_s)
         if i_c == 0:
             tl.store(alpha_ptr + i_b * HW + o_p, alpha.to(alpha_ptr.dtype.element_ty), mask=m_p)
-        o_x = o_c[:, None] * sxc + ((o_p // W) * sxh + (o_p % W) * sxw)[None, :]
-        b_x = tl.load(x_b + o_x, mask=m_c[:, None] & m_p[None, :], other=0.0).to(tl.float32)
+        o_pix = _pixel_offset(o_p, W, sxh, sxw, X_DENSE)
+        b_x = tl.load(x_b + o_c[:, None] * sxc + o_pix[None, :], mask=m_c[:, None] & m_p[None, :], other=0.0)
+        b_x = b_x.to(tl.float32)
         acc += tl.sum(b_x * alpha[None, :], axis=1)
     tl.store(f_ptr + i_b * C + o_c, acc.to(f_ptr.dtype.element_ty), mask=m_c)
 
 
 @triton.jit
-def _soft_pool_bwd_kernel(
-    x_ptr, alpha_ptr, gf_ptr, ga_ptr, ds_ptr, dx_ptr, work_ptr,
-    C, HW, W, sxb, sxc, sxh, sxw, sdb, sdc, sdh, sdw,
-    BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
+def _soft_pool_bwd_pixel_kernel(
+    x_ptr, alpha_ptr, gf_ptr, ga_ptr, dx_ptr, work_ptr, part_ptr,
+    C, HW, W, NUM_PB, sxb, sxc, sxh, sxw, sdb, sdc, sdh, sdw,
+    X_DENSE: tl.constexpr, D_DENSE: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
-    """g_alpha_ij += sum_c G_c x_cij; ds_ij = alpha_ij (g_alpha_ij - sum_kl alpha_kl g_alpha_kl);
-    dx_cij = alpha_ij G_c."""
-    i_b = tl.program_id(0)
+    """Per pixel block of one sample: g_alpha_ij = ga_ij + sum_c G_c x_cij (work), dx_cij = alpha_ij G_c, and the
+    block's partial of sum_ij alpha_ij g_alpha_ij (part[b, block])."""
+    i_p, i_b = tl.program_id(0), tl.program_id(1)
+    o_p = i_p * BLOCK_P + tl.arange(0, BLOCK_P)
+    m_p = o_p < HW
     x_b = x_ptr + i_b.to(tl.int64) * sxb
+    d_b = dx_ptr + i_b.to(tl.int64) * sdb
+    o_pix = _pixel_offset(o_p, W, sxh, sxw, X_DENSE)
+    o_dpix = _pixel_offset(o_p, W, sdh, sdw, D_DENSE)
+    g_alpha = tl.load(ga_ptr + i_b * HW + o_p, mask=m_p, other=0.0)
+    alpha = tl.load(alpha_ptr + i_b * HW + o_p, mask=m_p, other=0.0).to(tl.float32)
+    for c0 in range(0, C, BLOCK_C):
+        o_c = c0 + tl.arange(0, BLOCK_C)
+        m_c = o_c < C
+        m = m_c[:, None] & m_p[None, :]
+        b_gf = tl.load(gf_ptr + i_b * C + o_c, mask=m_c, other=0.0)
+        b_x = tl.load(x_b + o_c[:, None] * sxc + o_pix[None, :], mask=m, other=0.0)
+        g_alpha += tl.sum(b_x.to(tl.float32) * b_gf[:, None], axis=0)
+        b_dx = (b_gf[:, None] * alpha[None, :]).to(dx_ptr.dtype.element_ty)
+        tl.store(d_b + o_c[:, None] * sdc + o_dpix[None, :], b_dx, mask=m)
+    tl.store(work_ptr + i_b * HW + o_p, g_alpha, mask=m_p)
+    tl.store(part_ptr + i_b * NUM_PB + i_p, tl.sum(tl.where(m_p, alpha * g_alpha, 0.0), axis=0))
+
+
+@triton.jit
+def _soft_pool_bwd_score_kernel(
+    alpha_ptr, work_ptr, part_ptr, ds_ptr, HW, NUM_PB,
+    BLOCK_P: tl.constexpr,
+):
+    """ds_ij = alpha_ij (g_alpha_ij - sum_kl alpha_kl g_alpha_kl), the sum from the pixel kernel's partials."""
+    i_p, i_b = tl.program_id(0), tl.program_id(1)
     dot_lanes = tl.zeros((BLOCK_P,), dtype=tl.float32)
-    for p0 in range(0, HW, BLOCK_P):
-        o_p = p0 + tl.arange(0, BLOCK_P)
-        m_p = o_p < HW
-        o_pix = (o_p // W) * sxh + (o_p % W) * sxw
-        g_alpha = tl.load(ga_ptr + i_b * HW + o_p, mask=m_p, other=0.0)
-        for c0 in range(0, C, BLOCK_C):
-            o_c = c0 + tl.arange(0, BLOCK_C)
-            m_c = o_c < C
-            b_x = tl.load(x_b + o_c[:, None] * sxc + o_pix[None, :], mask=m_c[:, None] & m_p[None, :], other=0.0)
-            b_gf = tl.load(gf_ptr + i_b * C + o_c, mask=m_c, other=0.0)
-            g_alpha += tl.sum(b_x.to(tl.float32) * b_gf[:, None], axis=0)
-        alpha = tl.load(alpha_ptr + i_b * HW + o_p, mask=m_p, other=0.0).to(tl.float32)
-        dot_lanes += alpha * g_alpha
-        tl.store(work_ptr + i_b * HW + o_p, g_alpha, mask=m_p)
+    for q0 in range(0, NUM_PB, BLOCK_P):
+        o_q = q0 + tl.arange(0, BLOCK_P)
+        dot_lanes += tl.load(part_ptr + i_b * NUM_PB + o_q, mask=o_q < NUM_PB, other=0.0)
     dot = tl.sum(dot_lanes, axis=0)
-    tl.debug_barrier()
-    for p0 in range(0, HW, BLOCK_P):
-        o_p = p0 + tl.arange(0, BLOCK_P)
-        m_p = o_p < HW
-        alpha = tl.load(alpha_ptr + i_b * HW + o_p, mask=m_p, other=0.0).to(tl.float32)
-        g_alpha = tl.load(work_ptr + i_b * HW + o_p, mask=m_p, other=0.0)
-        tl.store(ds_ptr + i_b * HW + o_p, (alpha * (g_alpha - dot)).to(ds_ptr.dtype.element_ty), mask=m_p)
-        o_pix = (o_p // W) * sdh + (o_p % W) * sdw
-        for c0 in range(0, C, BLOCK_C):
-            o_c = c0 + tl.arange(0, BLOCK_C)
-            m_c = o_c < C
-            b_gf = tl.load(gf_ptr + i_b * C + o_c, mask=m_c, other=0.0)
-            o_dx = i_b.to(tl.int64) * sdb + o_c[:, None] * sdc + o_pix[None, :]
-            tl.store(dx_ptr + o_dx, (b_gf[:, None] * alpha[None, :]).to(dx_ptr.dtype.element_ty),
-                     mask=m_c[:, None] & m_p[None, :])
+    o_p = i_p * BLOCK_P + tl.arange(0, BLOCK_P)
+    m_p = o_p < HW
+    alpha = tl.load(alpha_ptr + i_b * HW + o_p, mask=m_p, other=0.0).to(tl.float32)
+    g_alpha = tl.load(work_ptr + i_b * HW + o_p, mask=m_p, other=0.0)
+    tl.store(ds_ptr + i_b * HW + o_p, (alpha * (g_alpha - dot)).to(ds_ptr.dtype.element_ty), mask=m_p)
 
 
 # --------------------------------------------------------------------------------------------- launchers
+
+
+def _dense(t: Tensor) -> bool:
+    """Whether t [B, C, H, W]'s pixels are evenly spaced (stride_h == W * stride_w); see _pixel_offset."""
+    return t.shape[2] <= 1 or t.stride(2) == t.shape[3] * t.stride(3)
 
 
 def _blocks(C: int, A: int, gpu: bool) -> tuple[int, int, int]:
@@ -262,7 +284,8 @@ def hard_attention_marginal_fwd(
     if B == 0:
         return log_p, alpha, stats
     block_p, block_c, block_a = _blocks(C, A, _launch.on_gpu(x))
-    splits = max(1, min(triton.cdiv(HW, 4 * block_p), triton.cdiv(_launch.num_programs_target(x), B)))
+    # one pixel block per split at the least: B programs alone leave most SMs idle at VG-14 (B = 32)
+    splits = max(1, min(triton.cdiv(HW, block_p), triton.cdiv(_launch.num_programs_target(x), B)))
     p_per_split = triton.cdiv(triton.cdiv(HW, splits), block_p) * block_p
     splits = triton.cdiv(HW, p_per_split)
     part = torch.empty((B, splits, A), device=x.device, dtype=torch.float32)
@@ -270,8 +293,8 @@ def hard_attention_marginal_fwd(
     _hard_marginal_fwd_kernel[(splits, B)](
         x, scores.contiguous(), wc, cls_bias if cls_bias is not None else wc, alpha, stats, part,
         C, HW, W, A, p_per_split, splits, *x.stride(),
-        HAS_BIAS=cls_bias is not None, BLOCK_P=block_p, BLOCK_C=block_c, BLOCK_A=block_a,
-        PRECISION=_launch.dot_precision(x),
+        HAS_BIAS=cls_bias is not None, X_DENSE=_dense(x), BLOCK_P=block_p, BLOCK_C=block_c, BLOCK_A=block_a,
+        PRECISION=_launch.dot_precision(x), num_warps=8 if _launch.on_gpu(x) and block_a * block_c >= 4096 else 4,
     )
     log_p32 = torch.logsumexp(part, dim=1)
     stats[:, 2 * HW:] = log_p32
@@ -298,7 +321,7 @@ def hard_attention_marginal_bwd(
     _hard_marginal_bwd_kernel[(triton.cdiv(HW, block_p), B)](
         x, wc, cls_bias if cls_bias is not None else wc, stats, g, g.sum(1), ga, (alpha * ga).sum(1), ds, gz,
         C, HW, W, A, *x.stride(),
-        HAS_BIAS=cls_bias is not None, BLOCK_P=block_p, BLOCK_C=block_c, BLOCK_A=block_a,
+        HAS_BIAS=cls_bias is not None, X_DENSE=_dense(x), BLOCK_P=block_p, BLOCK_C=block_c, BLOCK_A=block_a,
         PRECISION=_launch.dot_precision(x),
     )
     x_rows = x.reshape(B, C, HW).float()
@@ -316,7 +339,8 @@ def soft_attention_pool_fwd(x: Tensor, scores: Tensor) -> tuple[Tensor, Tensor]:
         return f, alpha
     block_p, block_c, _ = _blocks(C, 1, _launch.on_gpu(x))
     _soft_pool_fwd_kernel[(triton.cdiv(C, block_c), B)](
-        x, scores.contiguous(), f, alpha, C, H * W, W, *x.stride(), BLOCK_P=block_p, BLOCK_C=block_c,
+        x, scores.contiguous(), f, alpha, C, H * W, W, *x.stride(), X_DENSE=_dense(x), BLOCK_P=block_p,
+        BLOCK_C=block_c,
     )
     return f, alpha
 
@@ -328,10 +352,16 @@ def soft_attention_pool_bwd(grad_f: Tensor, grad_alpha: Tensor, x: Tensor, alpha
     ds = x.new_empty((B, H, W))
     if B == 0:
         return dx, ds
-    work = torch.empty((B, H * W), device=x.device, dtype=torch.float32)
+    HW = H * W
     block_p, block_c, _ = _blocks(C, 1, _launch.on_gpu(x))
-    _soft_pool_bwd_kernel[(B,)](
-        x, alpha.contiguous(), grad_f.float().contiguous(), grad_alpha.float().contiguous(), ds, dx, work,
-        C, H * W, W, *x.stride(), *dx.stride(), BLOCK_P=block_p, BLOCK_C=block_c,
+    num_pb = triton.cdiv(HW, block_p)
+    work = torch.empty((B, HW), device=x.device, dtype=torch.float32)
+    part = torch.empty((B, num_pb), device=x.device, dtype=torch.float32)
+    a = alpha.contiguous()
+    _soft_pool_bwd_pixel_kernel[(num_pb, B)](
+        x, a, grad_f.float().contiguous(), grad_alpha.float().contiguous(), dx, work, part,
+        C, HW, W, num_pb, *x.stride(), *dx.stride(), X_DENSE=_dense(x), D_DENSE=_dense(dx),
+        BLOCK_P=block_p, BLOCK_C=block_c,
     )
+    _soft_pool_bwd_score_kernel[(num_pb, B)](a, work, part, ds, HW, num_pb, BLOCK_P=block_p)
     return dx, ds
