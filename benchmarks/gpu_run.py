@@ -2,8 +2,9 @@
 
     python -m benchmarks.gpu_run --out "$OUT" [--build-ext] [--budget-s 470]
 
-Stages, in order of value, each a `python -m benchmarks` subprocess with a timeout cut from what is left of the budget
-(a stage that hangs or crashes loses only itself):
+Stages, in order of value, each a `python -m benchmarks` subprocess with a timeout of its share of the budget (the
+shares below, renormalised over the selected stages) cut to what is left (a stage that hangs or crashes loses only
+itself). `--quick` is the short selection scripts/gpu_session.sh uses (see --help):
   0. (--build-ext) build the CUDA extension in place (setup.py build_ext --inplace), so provider "cuda" runs;
   1. ops-fp32:   the whole registry at the paper's shapes, fp32 with TF32, every provider and mode;
   2. train:      PAN[H]+CTX training steps at batch 200 (torch, torch+compile, triton, cuda, CUDA graphs);
@@ -53,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--build-ext", action="store_true", help="build the CUDA extension first")
     parser.add_argument("--stages", nargs="+", default=None,
                         help="subset of: ops-fp32 train opB-ieee launch ops-bf16 trace")
+    parser.add_argument("--quick", action="store_true",
+                        help="the short selection of scripts/gpu_session.sh: ops-fp32 = progressive_attention and "
+                             "hard_attention_marginal at MREF-49 and VG-14 with providers eager, triton, cuda (few "
+                             "cold Triton compiles, no torch.compile); train = torch, triton, cuda, cuda+graphs, "
+                             "10 steps")
     args = parser.parse_args(argv)
 
     start = time.monotonic()
@@ -65,9 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     def left() -> float:
         return args.budget_s - (time.monotonic() - start)
 
+    reserve = min(15.0, 0.05 * args.budget_s)
+
     def run(name: str, cmd: list[str], share: float) -> bool:
-        timeout = max(10.0, min(left() - 15.0, share * args.budget_s))
-        if left() < 30:
+        timeout = max(10.0, min(left() - reserve, share * args.budget_s))
+        if left() < 2 * reserve:
             print(f"[gpu_run] {name}: skipped, {left():.0f} s left", flush=True)
             return False
         print(f"[gpu_run] {name}: {' '.join(cmd)} (timeout {timeout:.0f} s)", flush=True)
@@ -101,12 +109,20 @@ def main(argv: list[str] | None = None) -> int:
         "ops-bf16": ([*bench, "--dtype", "bfloat16", "--json", str(out / f"{prefix}_ops-bf16.json")], 0.30),
         "trace": ([*bench, "--profile", str(out / f"{prefix}_trace.json")], 0.05),
     }
+    if args.quick:
+        plan["ops-fp32"] = ([*plan["ops-fp32"][0], "--op", "progressive_attention", "hard_attention_marginal",
+                             "--shape", "MREF-49", "VG-14", "--provider", "eager", "triton", "cuda"], 0.6)
+        plan["train"] = ([*plan["train"][0], "--train-variants", "torch", "triton", "cuda", "cuda+graphs",
+                          "--train-steps", "10"], 0.4)
+    unknown = [name for name in stages if name not in plan]
+    if unknown:
+        print(f"[gpu_run] unknown stage {unknown}; choose from {list(plan)}", file=sys.stderr)
+        return 2
+    # each selected stage gets its share of the budget, the shares renormalised over the selection
+    total_share = sum(plan[name][1] for name in stages)
     for name in stages:
-        if name not in plan:
-            print(f"[gpu_run] unknown stage {name!r}; choose from {list(plan)}", file=sys.stderr)
-            return 2
         cmd, share = plan[name]
-        run(name, cmd, share)
+        run(name, cmd, share / total_share)
 
     results = sorted(p for p in out.glob(f"{prefix}_*.json") if not p.name.endswith("_trace.json"))
     if results:
