@@ -38,6 +38,19 @@ def tolerance(dtype: torch.dtype, tf32: bool) -> tuple[float, float]:
     return {torch.bfloat16: (6e-2, 6e-2), torch.float16: (1e-2, 1e-2)}[dtype]
 
 
+def fp32_tf32_active(device) -> bool:
+    """Whether fp32 kernels on `device` multiply on TF32 tensor cores (a GPU with cudnn.allow_tf32, the default);
+    the Triton interpreter and the CPU compute exact fp32."""
+    return torch.device(device).type == "cuda" and torch.backends.cudnn.allow_tf32
+
+
+def fp32_pair_tol(device) -> dict:
+    """atol/rtol for torch.testing.assert_close between two fp32 computations of the same op on `device` by
+    different backends (or eager vs compiled): exact fp32 agrees to ~1e-6 relative, TF32 (10 mantissa bits) only to
+    ~1e-3, so the bound follows the precision actually used."""
+    return dict(atol=5e-3, rtol=5e-3) if fp32_tf32_active(device) else dict(atol=1e-4, rtol=1e-4)
+
+
 def assert_close(actual: torch.Tensor, expected: torch.Tensor, tol: tuple[float, float], name: str,
                  scale: float = 1.0) -> None:
     """Compare `actual` (any dtype) to a float64 `expected`; the bound grows with the magnitude of `expected`."""

@@ -33,6 +33,7 @@ from tests.helpers import (
     apply_layout,
     assert_close,
     backward_args,
+    fp32_pair_tol,
     head_inputs,
     leaves,
     mlp_inputs,
@@ -376,7 +377,7 @@ def test_compile_fullgraph_matches_eager():
     want = torch.autograd.grad(_train_step(*params), params)
     got = torch.autograd.grad(compiled(*params), params)
     for a, b in zip(got, want):
-        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(a, b, **fp32_pair_tol("cuda"))
 
 
 # ------------------------------------------------------------------------------------- CPU emulation

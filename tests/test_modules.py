@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import pan_kernels
+from tests.helpers import fp32_pair_tol
 
 
 @pytest.mark.parametrize("backend", ["torch", "triton"])
@@ -17,8 +18,9 @@ def test_progressive_attention_module(backend, device):
     assert layer.weight1.shape == (16, 6, 3, 3)
     ref_out, ref_alpha = pan_kernels.progressive_attention(
         x, layer.query_embedding(q), layer.weight1, layer.bias1, layer.weight2, layer.bias2, backend="torch")
-    torch.testing.assert_close(alpha, ref_alpha, atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(out, ref_out, atol=1e-4, rtol=1e-4)
+    # the Triton kernels use TF32 on a GPU as cuDNN does, but round differently: the bound follows the precision
+    torch.testing.assert_close(alpha, ref_alpha, **fp32_pair_tol(device))
+    torch.testing.assert_close(out, ref_out, **fp32_pair_tol(device))
     (out.square().mean() + alpha.mean()).backward()
     assert all(p.grad is not None for p in layer.parameters())
 
