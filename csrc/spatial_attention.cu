@@ -316,7 +316,11 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// Per pixel: work = g_alpha + sum_c G_c x_c (fp32) and dx_c = alpha G_c.
+// Per pixel: work = g_alpha + sum_c G_c x_c (fp32) and dx_c = alpha G_c. The store to dx may alias x and G as far
+// as the compiler knows, so a plain per-channel loop is one dependent load/store round trip per channel; loading
+// kSoftPoolBatch channels of G and x before storing any of them keeps that many loads in flight (same summation order).
+constexpr int kSoftPoolBatch = 8;
+
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
     soft_pool_bwd_pixel_kernel(Strided4<T> x, Strided3<T> alpha, Strided2<T> gf, Strided3<T> ga, int C, int H, int W,
@@ -327,7 +331,21 @@ __global__ void __launch_bounds__(kThreads)
   const float a = alpha.at(b, i, j);
   float gsum = ga.at(b, i, j);
   T* o = dx.p + b * dx.sb + i * dx.sh + j * dx.sw;
-  for (int c = 0; c < C; ++c) {
+  int c = 0;
+  for (; c + kSoftPoolBatch <= C; c += kSoftPoolBatch) {
+    float gv[kSoftPoolBatch], xv[kSoftPoolBatch];
+    PAN_UNROLL
+    for (int u = 0; u < kSoftPoolBatch; ++u) {
+      gv[u] = gf.at(b, c + u);
+      xv[u] = x.at(b, c + u, i, j);
+    }
+    PAN_UNROLL
+    for (int u = 0; u < kSoftPoolBatch; ++u) {
+      gsum += gv[u] * xv[u];
+      o[(c + u) * dx.sc] = static_cast<T>(a * gv[u]);
+    }
+  }
+  for (; c < C; ++c) {
     const float gc = gf.at(b, c);
     gsum += gc * x.at(b, c, i, j);
     o[c * dx.sc] = static_cast<T>(a * gc);
