@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-import pan.train.trainer as trainer_module
+import pan.train.loop as loop_module
 from pan.models import ModelOutput
 from pan.train import (
     ResumeError,
@@ -126,7 +126,7 @@ def test_resume_mid_epoch_is_exact(tmp_path, straight):
 
 def test_sigterm_saves_and_resume_is_exact(tmp_path, straight, monkeypatch):
     calls = {"n": 0}
-    real_step = trainer_module.train_step
+    real_step = loop_module.train_step
 
     def step_then_signal(*args, **kwargs):
         out = real_step(*args, **kwargs)
@@ -136,7 +136,7 @@ def test_sigterm_saves_and_resume_is_exact(tmp_path, straight, monkeypatch):
         return out
 
     previous = signal.getsignal(signal.SIGTERM)
-    monkeypatch.setattr(trainer_module, "train_step", step_then_signal)
+    monkeypatch.setattr(loop_module, "train_step", step_then_signal)
     first = run(tmp_path)
     monkeypatch.undo()
     assert signal.getsignal(signal.SIGTERM) == previous  # handlers restored
@@ -154,7 +154,7 @@ def test_early_stopping_patience_1(tmp_path, monkeypatch):
     def fake_eval(model, data, batch_size, **kwargs):
         return torch.tensor([50.0, 50 * next(accs), 50.0], dtype=torch.float64)
 
-    monkeypatch.setattr(trainer_module, "_evaluate_sums", fake_eval)
+    monkeypatch.setattr(loop_module, "evaluate_sums", fake_eval)
     summary = run(tmp_path, model="san", max_epochs=100, patience=1)
     assert summary["stopped"] == "early_stopping"
     assert (summary["epochs"], summary["best_epoch"], summary["best_val_acc"]) == (3, 2, 0.6)

@@ -10,9 +10,11 @@ Outputs in ``out_dir``: ``metrics.jsonl`` (one JSON object per epoch), ``last.pt
 
 from pan.train.checkpoint import ResumeError, atomic_torch_save, load_checkpoint, load_model
 from pan.train.config import COMPILE_MODES, RESUME_FIELDS, TrainConfig
-from pan.train.data import ResidentData, epoch_permutation
+from pan.train.data import ResidentData, epoch_permutation, load_datasets
+from pan.train.loop import TIMING_FIELDS
 from pan.train.schedule import lr_at_epoch, num_decays
-from pan.train.trainer import TIMING_FIELDS, evaluate, load_datasets, lr_grid, param_digest, train, train_step
+from pan.train.step import evaluate, param_digest, train_step
+from pan.train.trainer import lr_grid, train
 
 __all__ = [
     "COMPILE_MODES",

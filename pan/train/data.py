@@ -8,12 +8,16 @@ device, so no host round trip happens per step.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
-__all__ = ["ResidentData", "epoch_permutation"]
+if TYPE_CHECKING:
+    from pan.train.config import TrainConfig
+
+__all__ = ["ResidentData", "epoch_permutation", "load_datasets"]
 
 # Keep the dataset on the GPU when it takes at most this fraction of the free GPU memory.
 GPU_FRACTION = 0.5
@@ -75,3 +79,31 @@ class ResidentData:
         idx = torch.arange(nb * batch_size, device=self.storage)
         valid = (idx < self.num_examples).to(self.device)
         return idx.clamp_(max=self.num_examples - 1).view(nb, batch_size), valid.view(nb, batch_size)
+
+
+def load_datasets(config: TrainConfig) -> tuple[Any, Any]:
+    """The (train, val) PanDatasets of ``config``: from ``train_file`` / ``val_file`` when given, else generated (or
+    read from the cache) by ``pan.data.make_dataset``. Under torchrun, rank 0 goes first so it alone fills the cache.
+    """
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1 and dist.get_rank() != 0:
+        dist.barrier()
+        out = _load_datasets(config)
+    else:
+        out = _load_datasets(config)
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            dist.barrier()
+    return out
+
+
+def _load_datasets(config: TrainConfig) -> tuple[Any, Any]:
+    from pan.data import PanDataset, make_dataset
+
+    if config.train_file is not None:
+        return PanDataset.load(config.train_file), PanDataset.load(config.val_file)
+    kwargs: dict[str, Any] = {"seed": config.data_seed, "mnist_dir": config.mnist_dir}
+    if config.no_cache:
+        kwargs["cache_dir"] = None
+    elif config.cache_dir is not None:
+        kwargs["cache_dir"] = config.cache_dir
+    return (make_dataset(config.dataset, "train", config.num_train, **kwargs),
+            make_dataset(config.dataset, "val", config.num_val, **kwargs))
