@@ -71,3 +71,45 @@ def test_bad_arguments_exit_2(argv, capsys):
         code = exit_.code
     assert code == 2
     assert capsys.readouterr()  # a message was printed
+
+
+@pytest.fixture(scope="module")
+def broken_checkpoints(tiny_run, tmp_path_factory):
+    """A truncated copy of a real checkpoint, random bytes, a valid torch file that is not a checkpoint, and a
+    checkpoint whose weights do not fit its model."""
+    import torch
+
+    root = tmp_path_factory.mktemp("broken")
+    good = open(tiny_run[1]["checkpoint"], "rb").read()
+    files = {"truncated": good[: len(good) // 2], "garbage": bytes(range(256)) * 40}
+    for name, data in files.items():
+        (root / f"{name}.pt").write_bytes(data)
+    torch.save({"weights": torch.ones(3)}, root / "foreign.pt")
+    ckpt = torch.load(tiny_run[1]["checkpoint"], weights_only=True)
+    ckpt["model"] = {k: v[..., :1] if v.ndim else v for k, v in ckpt["model"].items()}
+    torch.save(ckpt, root / "misfit.pt")
+    return root
+
+
+@pytest.mark.parametrize("kind", ["truncated", "garbage", "foreign", "misfit"])
+@pytest.mark.parametrize("command", ["eval", "figure"])
+def test_unreadable_checkpoint_names_the_file_and_exits_2(broken_checkpoints, tmp_path, kind, command, capsys):
+    path = broken_checkpoints / f"{kind}.pt"
+    argv = [command, "--checkpoint", str(path), "--num-examples", "10", "--device", "cpu",
+            "--out", str(tmp_path / ("out.json" if command == "eval" else "out.png"))]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    message = captured.out + captured.err
+    assert str(path) in message and "Traceback" not in message
+
+
+@pytest.mark.parametrize("kind", ["truncated", "garbage"])
+def test_resume_from_unreadable_checkpoint_exits_2(broken_checkpoints, tmp_path, kind, capsys):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "last.pt").write_bytes((broken_checkpoints / f"{kind}.pt").read_bytes())
+    argv = ["train", "--model", "san", "--num-train", "40", "--num-val", "20", "--batch-size", "20", "--epochs", "1",
+            "--device", "cpu", "--out", str(run_dir), "--resume", "--quiet"]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert str(run_dir / "last.pt") in captured.out + captured.err

@@ -18,7 +18,7 @@ PRESETS = {
 
 def run(args) -> int:
     from pan.evaluation.run import evaluate_run
-    from pan.train import ResumeError, TrainConfig, load_model, train
+    from pan.train import CheckpointError, ResumeError, TrainConfig, load_model, train
 
     n_train, n_val, n_test, epochs, patience, batch, lr = PRESETS["full" if args.full else "cpu"]
     epochs = args.epochs or epochs
@@ -32,7 +32,7 @@ def run(args) -> int:
                              device=args.device, out_dir=str(out), resume=args.resume, overwrite=args.overwrite,
                              quiet=args.quiet, seed=args.seed)
         summary = train(config)
-    except ResumeError as err:
+    except (ResumeError, CheckpointError) as err:
         print(f"pan demo: {err}")
         return 2
     if summary["stopped"] == "interrupted":

@@ -96,7 +96,7 @@ def _fail(message: str) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pan.train import ResumeError, TrainConfig, lr_grid, train
+    from pan.train import CheckpointError, ResumeError, TrainConfig, lr_grid, train
 
     out = args.out if args.out is not None else f"runs/{args.model}-{args.dataset}-seed{args.seed}"
     if (args.train_file is None) != (args.val_file is None):
@@ -127,7 +127,7 @@ def _run(args: argparse.Namespace) -> int:
         else:
             result = train(config)
             interrupted = result["stopped"] == "interrupted"
-    except ResumeError as err:
+    except (ResumeError, CheckpointError) as err:
         return _fail(str(err))
     if result.get("rank", 0) == 0 and all(r.get("rank", 0) == 0 for r in result.get("runs", [])):
         _report(result, args.lr_grid is not None)

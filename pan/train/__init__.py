@@ -8,7 +8,7 @@ Outputs in ``out_dir``: ``metrics.jsonl`` (one JSON object per epoch), ``last.pt
 ``best.pt`` (best validation accuracy), ``config.json``, ``summary.json``; ``lr_grid`` adds ``best.json``.
 """
 
-from pan.train.checkpoint import ResumeError, atomic_torch_save, load_checkpoint, load_model
+from pan.train.checkpoint import CheckpointError, ResumeError, atomic_torch_save, load_checkpoint, load_model
 from pan.train.config import COMPILE_MODES, RESUME_FIELDS, TrainConfig
 from pan.train.data import ResidentData, epoch_permutation, load_datasets
 from pan.train.loop import TIMING_FIELDS
@@ -18,6 +18,7 @@ from pan.train.trainer import lr_grid, train
 
 __all__ = [
     "COMPILE_MODES",
+    "CheckpointError",
     "RESUME_FIELDS",
     "TIMING_FIELDS",
     "ResidentData",

@@ -20,13 +20,18 @@ from torch import nn
 
 from pan.train.config import TrainConfig
 
-__all__ = ["CHECKPOINT_FORMAT", "atomic_torch_save", "load_checkpoint", "load_model", "ResumeError"]
+__all__ = ["CHECKPOINT_FORMAT", "atomic_torch_save", "load_checkpoint", "load_model", "ResumeError", "CheckpointError"]
 
 CHECKPOINT_FORMAT = 1
 
 
 class ResumeError(ValueError):
     """A run cannot be resumed (no checkpoint, or one made with different settings)."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file cannot be used: missing, unreadable (truncated, not a ``torch.save`` file), not a pan.train
+    checkpoint, or weights that do not fit its model. The message names the file and the reason."""
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
@@ -48,13 +53,21 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Read a checkpoint written by ``pan.train.train`` (plain data only: ``weights_only=True``)."""
+    """Read a checkpoint written by ``pan.train.train`` (plain data only: ``weights_only=True``); raise
+    ``CheckpointError`` naming the file when it is missing or cannot be one."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # truncated zip, pickle garbage, foreign objects: torch raises many types
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"cannot read checkpoint {path}: {reason} (truncated, corrupted, or not written by "
+                              "pan train)") from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or "model" not in ckpt:
-        raise ValueError(f"{path} is not a pan.train checkpoint (format {CHECKPOINT_FORMAT})")
+        raise CheckpointError(f"{path} is not a pan.train checkpoint (format {CHECKPOINT_FORMAT})")
+    if not isinstance(ckpt.get("config"), dict):
+        raise CheckpointError(f"{path} has no training config")
     return ckpt
 
 
@@ -64,7 +77,11 @@ def load_model(path: str | os.PathLike, *, backend: str = "auto",
     from pan.models import build_model
 
     ckpt = load_checkpoint(path)
-    config = TrainConfig.from_dict(ckpt["config"])
-    model = build_model(config.model, backend=backend)
-    model.load_state_dict(ckpt["model"])
+    try:
+        config = TrainConfig.from_dict(ckpt["config"])
+        model = build_model(config.model, backend=backend)
+        model.load_state_dict(ckpt["model"])
+    except (TypeError, ValueError, RuntimeError) as err:
+        reason = str(err).strip().splitlines()[0]
+        raise CheckpointError(f"checkpoint {path} does not describe a model this version can build: {reason}") from err
     return model.to(device).eval(), config
