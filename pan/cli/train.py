@@ -59,6 +59,7 @@ def register(subparsers, name: str = "train", help: str | None = None) -> argpar
 
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=positive_int, default=1000, help="maximum epochs (default 1000)")
+    g.add_argument("--optimizer", default="rmsprop", choices=("rmsprop", "adam"), help="optimizer (default rmsprop)")
     g.add_argument("--lr", type=positive_float, default=0.001, help="initial learning rate (default 0.001)")
     g.add_argument("--lr-grid", type=_lr_list, default=None, metavar="LR,LR,...",
                    help="train once per lr (in OUT/lr_<lr>/) and keep the best by validation accuracy")
@@ -80,6 +81,7 @@ def register(subparsers, name: str = "train", help: str | None = None) -> argpar
                    choices=("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
                    help="torch.compile mode (reduce-overhead uses CUDA graphs)")
     g.add_argument("--amp", action="store_true", help="bf16 autocast")
+    g.add_argument("--channels-last", action="store_true", help="NHWC activations (faster CPU convolutions)")
     g.add_argument("--deterministic", action="store_true", help="deterministic cuDNN (bit-exact resume on GPU)")
     g.add_argument("--eval-batch-size", type=positive_int, default=None, help="validation batch (default: batch)")
     g.add_argument("--out", default=None, help="output directory (default runs/MODEL-DATASET-seedSEED)")
@@ -104,11 +106,13 @@ def _run(args: argparse.Namespace) -> int:
     try:
         config = TrainConfig(
             model=args.model, dataset=args.dataset, num_train=args.num_train, num_val=args.num_val,
-            seed=args.seed, data_seed=args.data_seed, backend=args.backend, lr=args.lr, batch_size=args.batch_size,
+            seed=args.seed, data_seed=args.data_seed, backend=args.backend, optimizer=args.optimizer, lr=args.lr,
+            batch_size=args.batch_size,
             max_epochs=args.epochs, patience=args.patience, decay_start=args.decay_start,
             decay_every=args.decay_every, decay_factor=args.decay_factor,
             clip_norm=args.clip_norm if args.clip_norm > 0 else None, compile=args.compile,
-            compile_mode=args.compile_mode, amp=args.amp, deterministic=args.deterministic, device=args.device,
+            compile_mode=args.compile_mode, amp=args.amp, channels_last=args.channels_last,
+            deterministic=args.deterministic, device=args.device,
             eval_batch_size=args.eval_batch_size, out_dir=out, cache_dir=args.cache_dir, no_cache=args.no_cache,
             mnist_dir=args.mnist_dir, train_file=args.train_file, val_file=args.val_file, resume=args.resume,
             overwrite=args.overwrite, quiet=args.quiet,

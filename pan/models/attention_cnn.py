@@ -3,6 +3,7 @@
 PAN: sigmoid attention (with local context k = 2*context+1) after pools 1-3, each followed by batch-norm, and a
 softmax attention (no context) after pool 4 feeding a soft (pooled fc) or hard (marginalised per-location fc) head.
 SAN / HAN: the same CNN with only the last-layer soft / hard attention.
+All weights start Glorot-uniform, biases at 0, as in the authors' code (pan.models.init).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from pan.models.backbone import CHANNELS, NUM_STAGES, STAGE_GEOMETRY, Backbone
+from pan.models.init import glorot_init_
 from pan.models.outputs import ModelOutput
 from pan_kernels import HardAttentionHead, ProgressiveAttention, SoftAttentionHead
 
@@ -35,6 +37,7 @@ class AttentionCNN(nn.Module):
         self.scores = ProgressiveAttention(CHANNELS, hidden, num_queries, context=0, gate="none", backend=backend)
         self.head = HEADS[head](CHANNELS, num_classes, backend=backend)
         self.attention_geometry = [STAGE_GEOMETRY[s] for s in gated_stages] + [STAGE_GEOMETRY[NUM_STAGES - 1]]
+        glorot_init_(self)
 
     def set_backend(self, backend: str) -> None:
         """Switch every attention layer to another pan_kernels backend."""

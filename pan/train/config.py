@@ -9,7 +9,8 @@ from dataclasses import dataclass
 __all__ = ["TrainConfig", "RESUME_FIELDS", "COMPILE_MODES"]
 
 #: Fields a resumed run must share with its checkpoint: changing any of them changes what is being trained.
-RESUME_FIELDS = ("model", "dataset", "num_train", "num_val", "seed", "data_seed", "lr", "batch_size", "clip_norm",
+RESUME_FIELDS = ("model", "dataset", "num_train", "num_val", "seed", "data_seed", "optimizer", "lr", "batch_size",
+                 "clip_norm",
                  "decay_start", "decay_every", "decay_factor", "rmsprop_alpha", "rmsprop_eps", "train_file",
                  "val_file")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -25,7 +26,8 @@ class TrainConfig:
     ``no_cache`` are passed to ``pan.data.make_dataset``), or read from ``train_file`` / ``val_file`` (``.npz`` files
     written by ``pan data generate`` / ``PanDataset.save``).
 
-    Optimisation (paper): RMSprop(``lr``, ``rmsprop_alpha``, ``rmsprop_eps``) on the NLL of the answer, batch
+    Optimisation (paper): ``optimizer`` RMSprop(``lr``, ``rmsprop_alpha``, ``rmsprop_eps``), or "adam"
+    (Adam(``lr``), the CPU demo's), on the NLL of the answer, batch
     ``batch_size`` (the last partial batch of an epoch is dropped, so every step has the same shape), gradient-norm
     clipping at ``clip_norm`` (None: off), lr x ``decay_factor`` after epoch ``decay_start`` and every
     ``decay_every`` epochs after that (see ``pan.train.lr_at_epoch``), early stopping when validation accuracy has not
@@ -33,7 +35,8 @@ class TrainConfig:
     order.
 
     Execution: ``device`` ("auto": cuda when available), ``backend`` (pan_kernels backend of the attention layers),
-    ``compile`` (torch.compile, ``compile_mode``), ``amp`` (bf16 autocast), ``deterministic`` (deterministic cuDNN
+    ``compile`` (torch.compile, ``compile_mode``), ``amp`` (bf16 autocast), ``channels_last`` (NHWC
+    activations: the fast layout for CPU convolutions), ``deterministic`` (deterministic cuDNN
     kernels, for bit-exact resume on GPU), ``eval_batch_size`` (default ``batch_size``).
 
     Output: ``out_dir`` receives ``metrics.jsonl``, ``last.pt``, ``best.pt``, ``config.json``, ``summary.json``.
@@ -49,6 +52,7 @@ class TrainConfig:
     seed: int = 0
     data_seed: int = 0
     backend: str = "auto"
+    optimizer: str = "rmsprop"
     lr: float = 0.001
     batch_size: int = 200
     max_epochs: int = 1000
@@ -62,6 +66,7 @@ class TrainConfig:
     compile: bool = False
     compile_mode: str = "default"
     amp: bool = False
+    channels_last: bool = False
     deterministic: bool = False
     device: str = "auto"
     eval_batch_size: int | None = None
@@ -108,6 +113,8 @@ class TrainConfig:
             raise ValueError(f"clip_norm must be a positive number or None, got {self.clip_norm!r}")
         if not (0 <= self.rmsprop_alpha < 1) or not self.rmsprop_eps > 0:
             raise ValueError("rmsprop_alpha must be in [0, 1) and rmsprop_eps positive")
+        if self.optimizer not in ("rmsprop", "adam"):
+            raise ValueError(f"optimizer must be 'rmsprop' or 'adam', got {self.optimizer!r}")
         if self.compile_mode not in COMPILE_MODES:
             raise ValueError(f"compile_mode must be one of {', '.join(COMPILE_MODES)}, got {self.compile_mode!r}")
         if self.backend not in ("auto", "torch", "triton", "cuda"):

@@ -20,6 +20,7 @@ from pan.train.config import TrainConfig
 from pan.train.data import ResidentData, epoch_permutation
 from pan.train.distributed import Dist
 from pan.train.interrupt import StopRequest
+from pan.train.optim import build_optimizer
 from pan.train.run_state import MetricsLog, RunState, fmt, rng_state, set_rng_state
 from pan.train.schedule import lr_at_epoch
 from pan.train.step import evaluate_sums, param_digest, train_step
@@ -44,8 +45,8 @@ class TrainingRun:
         if config.batch_size % dctx.world:
             raise ValueError(f"batch_size {config.batch_size} must be divisible by the number of processes "
                              f"({dctx.world})")
-        self.train_data = ResidentData(train_data, device)
-        self.val_data = ResidentData(val_data, device)
+        self.train_data = ResidentData(train_data, device, channels_last=config.channels_last)
+        self.val_data = ResidentData(val_data, device, channels_last=config.channels_last)
         self.steps_per_epoch = len(self.train_data) // config.batch_size
         if self.steps_per_epoch == 0:
             raise ValueError(f"batch_size {config.batch_size} is larger than the training set "
@@ -58,11 +59,10 @@ class TrainingRun:
             torch.backends.cudnn.benchmark = not config.deterministic
         torch.manual_seed(config.seed)
         self.model = build_model(config.model, backend=config.backend).to(device)
+        if config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = None
-        if self.params:
-            self.optimizer = torch.optim.RMSprop(self.params, lr=config.lr, alpha=config.rmsprop_alpha,
-                                                 eps=config.rmsprop_eps)
+        self.optimizer = build_optimizer(config, self.params) if self.params else None
         self.state = RunState()
         self.accum_saved: torch.Tensor | None = None
         self.accum_world = 1
