@@ -46,12 +46,3 @@ def make_easy_mref(num_images: int, seed: int) -> PanDataset:
                       meta={"name": "easy-mref", "seed": seed})
     data.validate()
     return data
-
-
-def query_blind_accuracy(data: PanDataset) -> float:
-    """Accuracy of the best query-blind rule: the most common answer among the image's digits (ties: lowest)."""
-    correct = 0
-    for i in range(len(data)):
-        answers = data.answer[data.image_index == data.image_index[i]]
-        correct += int(np.bincount(answers, minlength=len(COLOR_RGB)).argmax() == data.answer[i])
-    return correct / len(data)

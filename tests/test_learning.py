@@ -14,10 +14,11 @@ import torch
 
 import pan_kernels
 from pan.data import PanDataset
+from pan.evaluation.baselines import query_blind_accuracy
 from pan.evaluation.metrics import evaluate
 from pan.train import TrainConfig, load_model, train
 from pan.train.step import train_step
-from tests.easy_mref import make_easy_mref, query_blind_accuracy
+from tests.easy_mref import make_easy_mref
 from tests.test_train_support import TinyPAN, synthetic_dataset
 
 

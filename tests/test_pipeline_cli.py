@@ -113,3 +113,23 @@ def test_resume_from_unreadable_checkpoint_exits_2(broken_checkpoints, tmp_path,
     assert main(argv) == 2
     captured = capsys.readouterr()
     assert str(run_dir / "last.pt") in captured.out + captured.err
+
+
+def test_demo_end_to_end_on_a_tiny_recipe(tmp_path, monkeypatch, capsys):
+    """`pan demo` with the cpu preset shrunk: trains, evaluates against both baselines, draws, writes demo.json."""
+    from pan.train import recipes
+
+    monkeypatch.setenv("PAN_CACHE_DIR", str(tmp_path / "cache"))
+    tiny = {**recipes.RECIPES["cpu"], "num_train": 64, "num_val": 20, "max_epochs": 1, "batch_size": 32}
+    monkeypatch.setitem(recipes.RECIPES, "cpu", tiny)
+    monkeypatch.setattr("pan.cli.demo.PRESETS", {"cpu": ("cpu", 20), "full": ("paper", 20)})
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--device", "cpu", "--backend", "torch", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "query-blind answer" in printed and "uniform attention" in printed
+    report = json.loads((out / "demo.json").read_text())
+    assert report["recipe"] == "cpu" and report["header"]["git_sha"]
+    assert 0 <= report["query_blind_accuracy"] <= 1 and 0 < report["uniform_tpr"] < 0.2
+    assert (out / "attention.png").read_bytes()[:4] == b"\x89PNG"
+    config = json.loads((out / "config.json").read_text())
+    assert (config["optimizer"], config["amp"], config["channels_last"]) == ("adam", True, True)

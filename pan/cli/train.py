@@ -12,17 +12,21 @@ import sys
 from pathlib import Path
 
 from pan.cli.argtypes import non_negative_float, non_negative_int, positive_float, positive_int
+from pan.train.recipes import RECIPES, recipe_settings
 
 _DATASETS = ("mref", "mdist", "mbg")
 _BACKENDS = ("auto", "torch", "triton", "cuda")
 _MODELS = "uniform, stn-s, stn-m, san, han, pan-s, pan-h, pan-s-ctx, pan-h-ctx"
 
 _DESCRIPTION = f"""\
-Train a model as in the paper: RMSprop, batch 200, gradient-norm clip 5, lr x0.9 every 30 epochs after epoch 50,
-early stopping on validation accuracy. Writes OUT/metrics.jsonl (one JSON line per epoch), OUT/last.pt (every
+Train a model. Recipe `paper` (the default) is the paper's: RMSprop, batch 200, gradient-norm clip 5, lr x0.9 every
+30 epochs after epoch 50, early stopping on validation accuracy. Recipe `cpu` is what a 2-core CPU learns in ~15
+minutes (Adam lr 1e-3, batch 32, bf16 + channels-last, 9 epochs, lr x0.7 per epoch after 5; `pan demo` uses it).
+Flags given explicitly override the recipe. Writes OUT/metrics.jsonl (one JSON line per epoch), OUT/last.pt (every
 epoch and on Ctrl-C / SIGTERM), OUT/best.pt, OUT/config.json and OUT/summary.json.
 
   pan train --model pan-h-ctx --dataset mref --out runs/pan-h-ctx
+  pan train --recipe cpu --model san --dataset mdist --out runs/cpu/san-mdist
   pan train --model san --dataset mbg --lr-grid 0.001,0.002,0.005 --out runs/san-mbg   # OUT/lr_<lr>/, OUT/best.json
   pan train --out runs/pan-h-ctx --model pan-h-ctx --dataset mref --resume              # continue exactly
   torchrun --nproc_per_node 4 -m pan train --model pan-h-ctx --dataset mref              # DistributedDataParallel
@@ -48,8 +52,8 @@ def register(subparsers, name: str = "train", help: str | None = None) -> argpar
     g = p.add_argument_group("model and data")
     g.add_argument("--model", default="pan-h-ctx", help=f"model: {_MODELS} (default pan-h-ctx)")
     g.add_argument("--dataset", default="mref", choices=_DATASETS, help="dataset (default mref)")
-    g.add_argument("--num-train", type=positive_int, default=30_000, help="training examples (default 30000)")
-    g.add_argument("--num-val", type=positive_int, default=10_000, help="validation examples (default 10000)")
+    g.add_argument("--num-train", type=positive_int, default=None, help="training examples (paper 30000)")
+    g.add_argument("--num-val", type=positive_int, default=None, help="validation examples (paper 10000, cpu 1000)")
     g.add_argument("--data-seed", type=non_negative_int, default=0, help="seed of the generated data (default 0)")
     g.add_argument("--train-file", default=None, help="train split .npz from `pan data generate` (with --val-file)")
     g.add_argument("--val-file", default=None, help="validation split .npz (with --train-file)")
@@ -58,19 +62,21 @@ def register(subparsers, name: str = "train", help: str | None = None) -> argpar
     g.add_argument("--no-cache", action="store_true", help="neither read nor write the dataset cache")
 
     g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=positive_int, default=1000, help="maximum epochs (default 1000)")
-    g.add_argument("--optimizer", default="rmsprop", choices=("rmsprop", "adam"), help="optimizer (default rmsprop)")
-    g.add_argument("--lr", type=positive_float, default=0.001, help="initial learning rate (default 0.001)")
+    g.add_argument("--recipe", default="paper", choices=tuple(RECIPES), help="settings to start from (default paper)")
+    g.add_argument("--epochs", type=positive_int, default=None, help="maximum epochs (paper 1000, cpu 9)")
+    g.add_argument("--optimizer", default=None, choices=("rmsprop", "adam"), help="optimizer (paper rmsprop, cpu adam)")
+    g.add_argument("--lr", type=positive_float, default=None, help="initial learning rate (paper and cpu 0.001)")
     g.add_argument("--lr-grid", type=_lr_list, default=None, metavar="LR,LR,...",
                    help="train once per lr (in OUT/lr_<lr>/) and keep the best by validation accuracy")
-    g.add_argument("--batch-size", type=positive_int, default=200, help="global batch size (default 200)")
-    g.add_argument("--patience", type=non_negative_int, default=50,
-                   help="stop after this many epochs without a better validation accuracy (default 50)")
-    g.add_argument("--clip-norm", type=non_negative_float, default=5.0,
+    g.add_argument("--batch-size", type=positive_int, default=None, help="global batch size (paper 200, cpu 32)")
+    g.add_argument("--patience", type=non_negative_int, default=None,
+                   help="stop after this many epochs without a better validation accuracy (paper 50)")
+    g.add_argument("--clip-norm", type=non_negative_float, default=None,
                    help="gradient-norm clipping (default 5; 0 turns it off)")
-    g.add_argument("--decay-start", type=non_negative_int, default=50, help="lr decay starts after this epoch")
-    g.add_argument("--decay-every", type=positive_int, default=30, help="epochs between lr decays (default 30)")
-    g.add_argument("--decay-factor", type=positive_float, default=0.9, help="lr decay factor (default 0.9)")
+    g.add_argument("--decay-start", type=non_negative_int, default=None,
+                   help="lr decay starts after this epoch (paper 50, cpu 5)")
+    g.add_argument("--decay-every", type=positive_int, default=None, help="epochs between lr decays (paper 30, cpu 1)")
+    g.add_argument("--decay-factor", type=positive_float, default=None, help="lr decay factor (paper 0.9, cpu 0.7)")
     g.add_argument("--seed", type=non_negative_int, default=0, help="initialisation and batch-order seed")
 
     g = p.add_argument_group("execution and output")
@@ -80,8 +86,9 @@ def register(subparsers, name: str = "train", help: str | None = None) -> argpar
     g.add_argument("--compile-mode", default="default",
                    choices=("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
                    help="torch.compile mode (reduce-overhead uses CUDA graphs)")
-    g.add_argument("--amp", action="store_true", help="bf16 autocast")
-    g.add_argument("--channels-last", action="store_true", help="NHWC activations (faster CPU convolutions)")
+    g.add_argument("--amp", action="store_true", default=None, help="bf16 autocast (cpu recipe: on)")
+    g.add_argument("--channels-last", action="store_true", default=None,
+                   help="NHWC activations, faster CPU convolutions (cpu recipe: on)")
     g.add_argument("--deterministic", action="store_true", help="deterministic cuDNN (bit-exact resume on GPU)")
     g.add_argument("--eval-batch-size", type=positive_int, default=None, help="validation batch (default: batch)")
     g.add_argument("--out", default=None, help="output directory (default runs/MODEL-DATASET-seedSEED)")
@@ -104,18 +111,21 @@ def _run(args: argparse.Namespace) -> int:
     if (args.train_file is None) != (args.val_file is None):
         return _fail("--train-file and --val-file go together")
     try:
+        settings = recipe_settings(args.recipe)
+        given = {"num_train": args.num_train, "num_val": args.num_val, "optimizer": args.optimizer, "lr": args.lr,
+                 "batch_size": args.batch_size, "max_epochs": args.epochs, "patience": args.patience,
+                 "decay_start": args.decay_start, "decay_every": args.decay_every,
+                 "decay_factor": args.decay_factor, "amp": args.amp, "channels_last": args.channels_last}
+        settings.update({k: v for k, v in given.items() if v is not None})
+        if args.clip_norm is not None:
+            settings["clip_norm"] = args.clip_norm if args.clip_norm > 0 else None
         config = TrainConfig(
-            model=args.model, dataset=args.dataset, num_train=args.num_train, num_val=args.num_val,
-            seed=args.seed, data_seed=args.data_seed, backend=args.backend, optimizer=args.optimizer, lr=args.lr,
-            batch_size=args.batch_size,
-            max_epochs=args.epochs, patience=args.patience, decay_start=args.decay_start,
-            decay_every=args.decay_every, decay_factor=args.decay_factor,
-            clip_norm=args.clip_norm if args.clip_norm > 0 else None, compile=args.compile,
-            compile_mode=args.compile_mode, amp=args.amp, channels_last=args.channels_last,
-            deterministic=args.deterministic, device=args.device,
-            eval_batch_size=args.eval_batch_size, out_dir=out, cache_dir=args.cache_dir, no_cache=args.no_cache,
-            mnist_dir=args.mnist_dir, train_file=args.train_file, val_file=args.val_file, resume=args.resume,
-            overwrite=args.overwrite, quiet=args.quiet,
+            model=args.model, recipe=args.recipe, dataset=args.dataset, seed=args.seed, data_seed=args.data_seed,
+            backend=args.backend,
+            compile=args.compile, compile_mode=args.compile_mode, deterministic=args.deterministic,
+            device=args.device, eval_batch_size=args.eval_batch_size, out_dir=out, cache_dir=args.cache_dir,
+            no_cache=args.no_cache, mnist_dir=args.mnist_dir, train_file=args.train_file, val_file=args.val_file,
+            resume=args.resume, overwrite=args.overwrite, quiet=args.quiet, **settings,
         )
     except ValueError as err:
         return _fail(str(err))

@@ -21,6 +21,8 @@ _DATASETS = ("mref", "mdist", "mbg")
 class TrainConfig:
     """Settings of one training run.
 
+    ``recipe`` names the preset of ``pan.train.recipes`` the run started from (a record; the fields hold the values).
+
     Model / data: ``model`` (a name of ``pan.models.MODEL_NAMES``), ``dataset`` (mref | mdist | mbg), ``num_train`` /
     ``num_val`` examples of the train / val splits, generated with ``data_seed`` (``mnist_dir``, ``cache_dir``,
     ``no_cache`` are passed to ``pan.data.make_dataset``), or read from ``train_file`` / ``val_file`` (``.npz`` files
@@ -46,6 +48,7 @@ class TrainConfig:
     """
 
     model: str = "pan-h-ctx"
+    recipe: str = "paper"
     dataset: str = "mref"
     num_train: int = 30_000
     num_val: int = 10_000

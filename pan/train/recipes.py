@@ -1,0 +1,29 @@
+"""Named training recipes: the settings a `pan train --recipe NAME` / `pan demo` run starts from.
+
+- ``paper``: the paper's schedule (SPEC §6), `TrainConfig`'s defaults: RMSprop lr 1e-3, batch 200, clip 5, lr x0.9
+  every 30 epochs after 50, early stopping after 50 epochs without improvement, 30K / 10K examples. A GPU run.
+- ``cpu``: what a 2-core CPU can show in about 15 minutes (docs/training-notes.md measures why each setting is
+  there): Adam lr 1e-3 at batch 32 (leaves the query-blind plateau in ~2K steps, RMSprop at batch 200 needs far more
+  images), bf16 autocast + channels-last (3x the fp32 NCHW images/s on a CPU), 9 epochs of 30K examples with the lr
+  annealed over the last four (x0.7 per epoch), 1K validation examples.
+"""
+
+from __future__ import annotations
+
+__all__ = ["RECIPES", "recipe_settings"]
+
+RECIPES: dict[str, dict] = {
+    "paper": {},
+    "cpu": {
+        "optimizer": "adam", "lr": 1e-3, "batch_size": 32, "clip_norm": 5.0, "amp": True, "channels_last": True,
+        "num_train": 30_000, "num_val": 1_000, "max_epochs": 9, "patience": 9,
+        "decay_start": 5, "decay_every": 1, "decay_factor": 0.7,
+    },
+}
+
+
+def recipe_settings(name: str) -> dict:
+    """The TrainConfig fields recipe ``name`` sets (a copy); ``ValueError`` naming the recipes for an unknown one."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
+    return dict(RECIPES[name])
