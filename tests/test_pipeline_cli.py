@@ -133,3 +133,26 @@ def test_demo_end_to_end_on_a_tiny_recipe(tmp_path, monkeypatch, capsys):
     assert (out / "attention.png").read_bytes()[:4] == b"\x89PNG"
     config = json.loads((out / "config.json").read_text())
     assert (config["optimizer"], config["amp"], config["channels_last"]) == ("adam", True, True)
+
+
+def test_table1_file_round_trip(tiny_run, tmp_path, monkeypatch, capsys):
+    """`pan table --write` turns runs into a Table 1 file with the issue's row fields; `pan table --results FILE`
+    prints the same numbers beside the paper's."""
+    root, summary = tiny_run
+    monkeypatch.setenv("PAN_CACHE_DIR", str(root / "cache"))
+    assert main(["eval", "--checkpoint", summary["checkpoint"], "--num-examples", "30", "--device", "cpu"]) == 0
+    table_file = tmp_path / "table1-cpu-test.json"
+    assert main(["table", "--results", str(root), "--write", str(table_file)]) == 0
+    data = json.loads(table_file.read_text())
+    assert data["header"]["git_sha"] and len(data["rows"]) == 1
+    row = data["rows"][0]
+    for key in ("model", "dataset", "accuracy", "tpr", "scale_acc", "steps", "seed", "backend", "recipe"):
+        assert key in row, key
+    assert (row["model"], row["dataset"], row["steps"], row["recipe"]) == ("pan-h-ctx", "mref", 2, "paper")
+    assert 0 <= row["accuracy"] <= 100 and len(row["scale_acc"]) == 5
+    capsys.readouterr()
+    assert main(["table", "--results", str(table_file)]) == 0
+    printed = capsys.readouterr().out
+    assert f"{row['accuracy']:.2f} / {row['tpr']:.2f}" in printed and "(98.53 / 62.36)" in printed
+    (tmp_path / "bad.json").write_text("{}")
+    assert main(["table", "--results", str(tmp_path / "bad.json")]) == 2

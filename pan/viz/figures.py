@@ -1,5 +1,6 @@
 """Paper Fig. 1/6-style PNGs: for each example, the input with query/answer/prediction, every attention layer's
-map spread to image space and overlaid on the input, and the combined (multiplied, normalised) attention."""
+map overlaid on the input (bilinear between receptive-field centres), and the combined attention whose mass inside
+the queried digit is the TPR (every map spread over its receptive fields, multiplied, normalised)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,20 @@ import torch
 from torch import nn
 
 from pan.evaluation.metrics import batch_images
-from pan.evaluation.tpr import image_attention, spread_to_image
+from pan.evaluation.tpr import image_attention
+from pan.models.backbone import IMAGE_SIZE, Geometry
+
+
+def upsample_to_image(values: torch.Tensor, geometry: Geometry, size: int = IMAGE_SIZE) -> torch.Tensor:
+    """values [B, h, w] -> [B, size, size]: bilinear over the image, location (i, j) sitting at the centre of its
+    receptive field (i*stride + rf/2); pixels outside the centres' hull take the nearest edge value."""
+    h, w = values.shape[-2:]
+    first = (geometry.rf - 1) / 2  # image coordinate of location 0's centre
+    coords = (torch.arange(size, dtype=torch.float32, device=values.device) - first) / geometry.stride
+    ys, xs = coords.clamp(0, h - 1), coords.clamp(0, w - 1)
+    grid = torch.stack(torch.meshgrid(xs / max(w - 1, 1) * 2 - 1, ys / max(h - 1, 1) * 2 - 1, indexing="xy"), -1)
+    grid = grid.expand(values.shape[0], size, size, 2)
+    return torch.nn.functional.grid_sample(values.float()[:, None], grid, mode="bilinear", align_corners=True)[:, 0]
 
 
 def distinct_image_examples(dataset, n: int) -> list[int]:
@@ -36,7 +50,7 @@ def attention_figure(model: nn.Module, dataset, indices, path: str | Path, *, de
     out = model(images, query)
     pred = out.log_probs.argmax(-1).cpu().numpy()
     geoms = model.attention_geometry
-    layers = [spread_to_image(a, g).cpu().numpy() for a, g in zip(out.attention, geoms)]
+    layers = [upsample_to_image(a, g).cpu().numpy() for a, g in zip(out.attention, geoms)]
     combined = image_attention(out.attention, geoms, len(index), device).cpu().numpy()
     cols = 2 + len(layers)
     fig, axes = plt.subplots(len(index), cols, figsize=(2.2 * cols, 2.4 * len(index)), squeeze=False)
