@@ -79,3 +79,19 @@ def test_scale_bins():
 def test_geometry_is_frozen():
     with pytest.raises(AttributeError):
         Geometry(1, 1).rf = 3
+
+
+def test_attention_panels_put_each_location_at_its_receptive_field_centre():
+    from pan.models.backbone import STAGE_GEOMETRY
+    from pan.viz.figures import upsample_to_image
+
+    for geometry, (h, w) in zip(STAGE_GEOMETRY, [(49, 49), (23, 23), (10, 10), (4, 4)]):
+        values = torch.zeros(1, h, w)
+        i, j = h // 3, w - 2
+        values[0, i, j] = 1.0
+        image = upsample_to_image(values, geometry)
+        assert image.shape == (1, 100, 100)
+        peak = divmod(int(image[0].argmax()), 100)
+        centre = (i * geometry.stride + (geometry.rf - 1) / 2, j * geometry.stride + (geometry.rf - 1) / 2)
+        assert abs(peak[0] - centre[0]) <= 0.5 and abs(peak[1] - centre[1]) <= 0.5, (geometry, peak, centre)
+        assert 0.5 <= float(image.max()) <= 1.0 and float(image.min()) >= 0.0  # centres fall between pixels

@@ -58,7 +58,7 @@ def read_table1(path: str | Path) -> dict[tuple[str, str], dict]:
     try:
         data = json.loads(path.read_text())
         rows = data["rows"]
-        return {(r["model"], r["dataset"]): {"accuracy": r["accuracy"] / 100, "tpr": r["tpr"] / 100, **r}
+        return {(r["model"], r["dataset"]): {**r, "accuracy": r["accuracy"] / 100, "tpr": r["tpr"] / 100}
                 for r in rows}
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
         raise ValueError(f"{path} is not a Table 1 result file ({type(err).__name__}: {err})") from err
