@@ -35,7 +35,7 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch
 
 @torch.no_grad()
 def evaluate_sums(model: nn.Module, data: ResidentData, batch_size: int, *, amp: bool = False, rank: int = 0,
-                   world: int = 1) -> torch.Tensor:
+                  world: int = 1) -> torch.Tensor:
     """[loss sum, correct, count] (float64, on the device) over this rank's share of the fixed-shape batches."""
     was_training = model.training
     model.eval()
