@@ -36,11 +36,10 @@ def run(args) -> int:
     source = Path(args.results) if args.results is not None else default_source()
     if source.is_file():
         try:
-            results = read_table1(source)
+            results, header = read_table1(source)
         except ValueError as err:
             print(f"pan table: {err}")
             return 2
-        header = json.loads(source.read_text()).get("header", {})
         where = (f"from {source} ({header.get('device', '?')}, {str(header.get('date', '?'))[:10]}, "
                  f"git {str(header.get('git_sha', '?'))[:8]})")
     elif source.is_dir():

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from pan.cli.argtypes import non_negative_float, non_negative_int, positive_float, positive_int
+from pan.train.config import OPTIMIZERS
 from pan.train.recipes import RECIPES, recipe_settings
 
 _DATASETS = ("mref", "mdist", "mbg")
@@ -64,7 +65,7 @@ def register(subparsers, name: str = "train", help: str | None = None) -> argpar
     g = p.add_argument_group("optimisation")
     g.add_argument("--recipe", default="paper", choices=tuple(RECIPES), help="settings to start from (default paper)")
     g.add_argument("--epochs", type=positive_int, default=None, help="maximum epochs (paper 1000, cpu 9)")
-    g.add_argument("--optimizer", default=None, choices=("rmsprop", "adam"), help="optimizer (paper rmsprop, cpu adam)")
+    g.add_argument("--optimizer", default=None, choices=OPTIMIZERS, help="optimizer (paper rmsprop, cpu adam)")
     g.add_argument("--lr", type=positive_float, default=None, help="initial learning rate (paper and cpu 0.001)")
     g.add_argument("--lr-grid", type=_lr_list, default=None, metavar="LR,LR,...",
                    help="train once per lr (in OUT/lr_<lr>/) and keep the best by validation accuracy")

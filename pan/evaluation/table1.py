@@ -16,9 +16,6 @@ from pathlib import Path
 
 __all__ = ["collect_rows", "write_table1", "read_table1"]
 
-ROW_KEYS = ("model", "dataset", "accuracy", "tpr", "scale_acc", "steps", "seed", "backend", "recipe")
-
-
 def _pct(x: float | None) -> float | None:
     return None if x is None else round(100 * x, 2)
 
@@ -51,14 +48,15 @@ def write_table1(rows: list[dict], path: str | Path, header: dict) -> None:
     Path(path).write_text(json.dumps({"header": header, "rows": rows}, indent=2) + "\n")
 
 
-def read_table1(path: str | Path) -> dict[tuple[str, str], dict]:
-    """(model, dataset) -> {"accuracy", "tpr"} as fractions (what ``format_table`` takes), from a Table 1 file;
-    ``ValueError`` naming the file when it is not one."""
+def read_table1(path: str | Path) -> tuple[dict[tuple[str, str], dict], dict]:
+    """(results, header) of a Table 1 file: results maps (model, dataset) to its row with "accuracy" and "tpr" as
+    fractions (what ``format_table`` takes); ``ValueError`` naming the file when it is not one."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
         rows = data["rows"]
-        return {(r["model"], r["dataset"]): {**r, "accuracy": r["accuracy"] / 100, "tpr": r["tpr"] / 100}
-                for r in rows}
+        results = {(r["model"], r["dataset"]): {**r, "accuracy": r["accuracy"] / 100, "tpr": r["tpr"] / 100}
+                   for r in rows}
+        return results, data.get("header", {})
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
         raise ValueError(f"{path} is not a Table 1 result file ({type(err).__name__}: {err})") from err

@@ -6,13 +6,14 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-__all__ = ["TrainConfig", "RESUME_FIELDS", "COMPILE_MODES"]
+__all__ = ["TrainConfig", "RESUME_FIELDS", "COMPILE_MODES", "OPTIMIZERS"]
 
 #: Fields a resumed run must share with its checkpoint: changing any of them changes what is being trained.
 RESUME_FIELDS = ("model", "dataset", "num_train", "num_val", "seed", "data_seed", "optimizer", "lr", "batch_size",
                  "clip_norm",
                  "decay_start", "decay_every", "decay_factor", "rmsprop_alpha", "rmsprop_eps", "train_file",
                  "val_file")
+OPTIMIZERS = ("rmsprop", "adam")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 _DATASETS = ("mref", "mdist", "mbg")
 
@@ -116,8 +117,8 @@ class TrainConfig:
             raise ValueError(f"clip_norm must be a positive number or None, got {self.clip_norm!r}")
         if not (0 <= self.rmsprop_alpha < 1) or not self.rmsprop_eps > 0:
             raise ValueError("rmsprop_alpha must be in [0, 1) and rmsprop_eps positive")
-        if self.optimizer not in ("rmsprop", "adam"):
-            raise ValueError(f"optimizer must be 'rmsprop' or 'adam', got {self.optimizer!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.compile_mode not in COMPILE_MODES:
             raise ValueError(f"compile_mode must be one of {', '.join(COMPILE_MODES)}, got {self.compile_mode!r}")
         if self.backend not in ("auto", "torch", "triton", "cuda"):

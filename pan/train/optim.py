@@ -5,11 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pan.train.config import TrainConfig
+from pan.train.config import OPTIMIZERS, TrainConfig
 
-__all__ = ["build_optimizer", "OPTIMIZERS"]
-
-OPTIMIZERS = ("rmsprop", "adam")
+__all__ = ["build_optimizer"]
 
 
 def build_optimizer(config: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
