@@ -15,6 +15,7 @@ AUTO_PREFERENCE = {
     "attention_scores": ("triton", "cuda"),
     "hard_attention_marginal": ("triton", "cuda"),
     "soft_attention_pool": ("triton", "cuda"),
+    "hard_attention_marginal_multilabel": ("triton",),
 }
 
 
@@ -92,6 +93,8 @@ def resolve_backend(op: str, backend: str, x: torch.Tensor) -> str:
         raise TypeError(
             f"backend={backend!r} supports float16, bfloat16 and float32 x; float64 runs on backend='torch'"
         )
+    if backend not in AUTO_PREFERENCE[op]:
+        raise RuntimeError(f"backend={backend!r} does not implement {op} yet; use backend='triton' or 'torch'")
     reason = (_triton_usable if backend == "triton" else _cuda_usable)(x.device)
     if reason is not None:
         raise RuntimeError(f"backend={backend!r} is unavailable for {op}: {reason}")

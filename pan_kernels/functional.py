@@ -1,4 +1,5 @@
-"""The public ops of SPEC §2: validation, backend choice, then the eager reference or a registered kernel op."""
+"""The public ops of SPEC §2 and the multi-label marginal of §4: validation, backend choice, then the eager
+reference or a registered kernel op."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pan_kernels._backend import resolve_backend
 from pan_kernels._validation import check_attention_mlp_args, check_spatial_head_args
 from pan_kernels.ops.registry import get_op
 
-__all__ = ["progressive_attention", "attention_scores", "hard_attention_marginal", "soft_attention_pool"]
+__all__ = ["progressive_attention", "attention_scores", "hard_attention_marginal", "soft_attention_pool",
+           "hard_attention_marginal_multilabel"]
 
 
 def progressive_attention(
@@ -64,6 +66,27 @@ def hard_attention_marginal(
         return reference.hard_attention_marginal_ref(x, scores, cls_weight, cls_bias)
     log_p, alpha, _ = get_op("hard_attention_marginal", backend)(x, scores, cls_weight, cls_bias)
     return log_p, alpha
+
+
+def hard_attention_marginal_multilabel(
+    x: Tensor, scores: Tensor, cls_weight: Tensor, cls_bias: Tensor | None, *, backend: str = "auto"
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Multi-label hard attention marginalised over locations (the Visual Genome PAN, paper §4.2).
+
+    Args:
+        x: feature map [B, C, H, W].  scores: attention scores [B, H, W].
+        cls_weight: per-location attribute classifier [A, C].  cls_bias: [A] or None.
+    Returns:
+        log_p [B, A] = log sum_ij alpha_ij sigmoid(Wc x_ij + bc)_a, log_1mp [B, A] = log(1 - p_a), both computed as
+        log-sum-exps of log-sigmoids (finite and accurate where p_a rounds to 0 or 1), and alpha = softmax_ij(s)
+        [B, H, W]. Train on -sum_a [y_a log_p_a + (1 - y_a) log_1mp_a].
+    """
+    check_spatial_head_args(x, scores, cls_weight, cls_bias, with_classifier=True)
+    backend = resolve_backend("hard_attention_marginal_multilabel", backend, x)
+    if backend == "torch":
+        return reference.hard_attention_marginal_multilabel_ref(x, scores, cls_weight, cls_bias)
+    log_p, log_1mp, alpha, _ = get_op("hard_attention_marginal_multilabel", backend)(x, scores, cls_weight, cls_bias)
+    return log_p, log_1mp, alpha
 
 
 def soft_attention_pool(x: Tensor, scores: Tensor, *, backend: str = "auto") -> tuple[Tensor, Tensor]:

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from pan_kernels import functional as F
 
-__all__ = ["ProgressiveAttention", "HardAttentionHead", "SoftAttentionHead"]
+__all__ = ["ProgressiveAttention", "HardAttentionHead", "SoftAttentionHead", "MultiLabelAttentionHead"]
 
 GATES = ("sigmoid", "none")
 
@@ -97,3 +97,21 @@ class SoftAttentionHead(_Classifier):
         f_att, alpha = F.soft_attention_pool(x, scores, backend=self.backend)
         logits = torch.nn.functional.linear(f_att, self.cls_weight.to(x.dtype), self.cls_bias.to(x.dtype))
         return torch.log_softmax(logits, dim=-1), alpha
+
+
+class MultiLabelAttentionHead(_Classifier):
+    """Last layer of the multi-label PAN[H]/HAN (Visual Genome attributes): forward(x [B,C,H,W], scores [B,H,W]) ->
+    (log p_a [B,A], log(1 - p_a) [B,A], alpha [B,H,W]) with p_a = sum_ij alpha_ij sigmoid(Wc x_ij + bc)_a;
+    `loss(log_p, log_1mp, target)` is the multi-label negative log-likelihood."""
+
+    def forward(self, x: Tensor, scores: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return F.hard_attention_marginal_multilabel(x, scores, self.cls_weight.to(x.dtype),
+                                                    self.cls_bias.to(x.dtype), backend=self.backend)
+
+    @staticmethod
+    def loss(log_p: Tensor, log_1mp: Tensor, target: Tensor) -> Tensor:
+        """-sum_a [y_a log p_a + (1 - y_a) log(1 - p_a)], averaged over the batch; target [B, A] in {0, 1}."""
+        if target.shape != log_p.shape:
+            raise ValueError(f"target must have shape {tuple(log_p.shape)} (like log_p), got {tuple(target.shape)}")
+        y = target.to(log_p.dtype)
+        return -(y * log_p + (1 - y) * log_1mp).sum(-1).mean()

@@ -1,4 +1,4 @@
-"""Eager PyTorch reference of the four PAN ops (SPEC §2): the oracle for every test and the CPU path.
+"""Eager PyTorch reference of the PAN ops (SPEC §2): the oracle for every test and the CPU path.
 
 Conv2d/einsum based, differentiable by autograd, works in every floating dtype including float64.
 It never depends on compiled code.
@@ -14,6 +14,7 @@ __all__ = [
     "attention_scores_ref",
     "progressive_attention_ref",
     "hard_attention_marginal_ref",
+    "hard_attention_marginal_multilabel_ref",
     "soft_attention_pool_ref",
 ]
 
@@ -53,6 +54,26 @@ def hard_attention_marginal_ref(
         logits = logits + cls_bias
     log_p = torch.logsumexp(log_alpha[:, :, None] + torch.log_softmax(logits, dim=-1), dim=1)
     return log_p, log_alpha.exp().reshape(B, H, W)
+
+
+def hard_attention_marginal_multilabel_ref(
+    x: Tensor, scores: Tensor, cls_weight: Tensor, cls_bias: Tensor | None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Multi-label hard attention marginalised over space (paper §4.2). x [B,C,H,W], scores [B,H,W],
+    cls_weight [A,C] -> (log_p [B,A], log_1mp [B,A], alpha [B,H,W]).
+
+    p_a = sum_ij alpha_ij sigmoid(z_ija), z = Wc x_ij + bc; since sum_ij alpha_ij = 1, 1 - p_a = sum_ij alpha_ij
+    sigmoid(-z_ija), so both are log-sum-exps of log-sigmoids: log p_a = logsumexp_ij(log alpha_ij + logsigmoid(z)),
+    log(1 - p_a) = logsumexp_ij(log alpha_ij + logsigmoid(-z)); neither takes the log of a rounded p.
+    """
+    B, C, H, W = x.shape
+    log_alpha = torch.log_softmax(scores.reshape(B, H * W), dim=-1)[:, :, None]
+    logits = torch.einsum("bcp,ac->bpa", x.reshape(B, C, H * W), cls_weight)
+    if cls_bias is not None:
+        logits = logits + cls_bias
+    log_p = torch.logsumexp(log_alpha + F.logsigmoid(logits), dim=1)
+    log_1mp = torch.logsumexp(log_alpha + F.logsigmoid(-logits), dim=1)
+    return log_p, log_1mp, log_alpha.exp().reshape(B, H, W)
 
 
 def soft_attention_pool_ref(x: Tensor, scores: Tensor) -> tuple[Tensor, Tensor]:

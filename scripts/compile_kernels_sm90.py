@@ -69,6 +69,7 @@ def _calls_dot(fn: JITFunction, seen: frozenset = frozenset()) -> bool:
 
 def _run_launchers(dtype: torch.dtype) -> None:
     from pan_kernels.ops import attention_mlp_triton as mlp
+    from pan_kernels.ops import multilabel_marginal_triton as multilabel
     from pan_kernels.ops import spatial_attention_triton as spatial
 
     g = torch.Generator().manual_seed(0)
@@ -84,6 +85,9 @@ def _run_launchers(dtype: torch.dtype) -> None:
     wc, bc = r(A, C), r(A)
     log_p, alpha, stats = spatial.hard_attention_marginal_fwd(x, s, wc, bc)
     spatial.hard_attention_marginal_bwd(r(B, A).float(), r(B, H, W), x, wc, bc, stats.normal_())
+    *_, ml_stats = multilabel.hard_attention_marginal_multilabel_fwd(x, s, wc, bc)
+    multilabel.hard_attention_marginal_multilabel_bwd(r(B, A).float(), r(B, A).float(), r(B, H, W), x, wc, bc,
+                                                      ml_stats.normal_())
     spatial.soft_attention_pool_fwd(x, s)
     spatial.soft_attention_pool_bwd(r(B, C), r(B, H, W), x, alpha)
 

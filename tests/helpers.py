@@ -112,7 +112,7 @@ def opcheck_samples(op: str, device):
     """Forward-operator arguments for torch.library.opcheck: with and without biases, requires_grad, channels_last."""
     if op in ("progressive_attention", "attention_scores"):
         base = [mlp_inputs(2, 3, 5, 4, 16, 3), mlp_inputs(1, 5, 3, 3, 7, 1, bias1=False, bias2=False)]
-    elif op == "hard_attention_marginal":
+    elif op in ("hard_attention_marginal", "hard_attention_marginal_multilabel"):
         base = [head_inputs(2, 3, 5, 4, 6), head_inputs(1, 4, 3, 3, 5, bias=False)]
     else:
         base = [head_inputs(2, 3, 5, 4, 6)[:2]]
@@ -134,10 +134,13 @@ def backward_args(op: str, a, outs) -> tuple:
         return (g[0], *a[:5])
     if op == "hard_attention_marginal":
         return (g[0], g[1], a[0], a[2], a[3], outs[2])
+    if op == "hard_attention_marginal_multilabel":
+        return (g[0], g[1], g[2], a[0], a[2], a[3], outs[3])
     return (g[0], g[1], a[0], outs[1])
 
 
-NAN_OPS = ["progressive_attention", "hard_attention_marginal", "soft_attention_pool"]
+NAN_OPS = ["progressive_attention", "hard_attention_marginal", "soft_attention_pool",
+           "hard_attention_marginal_multilabel"]
 
 
 def nan_case(op: str):
@@ -148,6 +151,6 @@ def nan_case(op: str):
         args = list(mlp_inputs(2, 3, 6, 6, 16, 3))
         args[0][1, 2, 3, 3] = float("nan")
         return args, lambda a, **kw: pan_kernels.progressive_attention(*a, **kw)[1]
-    args = list(head_inputs(2, 3, 4, 4, 5))[: 4 if op == "hard_attention_marginal" else 2]
+    args = list(head_inputs(2, 3, 4, 4, 5))[: 2 if op == "soft_attention_pool" else 4]
     args[1][1, 0, 2] = float("nan")
     return args, lambda a, **kw: getattr(pan_kernels, op)(*a, **kw)[0]

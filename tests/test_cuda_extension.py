@@ -24,7 +24,7 @@ import torch
 import pan_kernels
 from pan_kernels import reference
 from pan_kernels.ops.registry import get_op
-from pan_kernels.ops.schemas import PUBLIC_OPS, SCHEMAS, op_name
+from pan_kernels.ops.schemas import BACKEND_OPS, SCHEMAS, op_name
 from tests.helpers import (
     DTYPES,
     HEAD_CASES,
@@ -43,6 +43,7 @@ from tests.helpers import (
 )
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+CUDA_OPS = BACKEND_OPS["cuda"]
 HAS_EXT = pan_kernels.has_cuda_extension()
 needs_extension = pytest.mark.skipif(
     not HAS_EXT, reason="pan_kernels._C is not built (pip install -e . --no-build-isolation with CUDA_HOME set)"
@@ -170,7 +171,7 @@ def test_extension_coexists_with_the_triton_ops(order):
         "assert not missing, missing",
         "assert pan_kernels.has_cuda_extension()",
         "print('ok')",
-    ]).format(ops=list(PUBLIC_OPS))
+    ]).format(ops=list(CUDA_OPS))
     env = dict(os.environ)
     if not torch.cuda.is_available():
         env.setdefault("TRITON_INTERPRET", "1")
@@ -319,7 +320,7 @@ def test_nan_in_gives_nan_out(op):
 
 
 @needs_gpu
-@pytest.mark.parametrize("op", PUBLIC_OPS)
+@pytest.mark.parametrize("op", CUDA_OPS)
 def test_opcheck_cuda_ops(op):
     for args in opcheck_samples(op, "cuda"):
         torch.library.opcheck(get_op(op, "cuda"), tuple(args))
@@ -399,7 +400,7 @@ def emulated_ops():
     # the fakes and autograd of pan_kernels.ops.registry, attached as register_backend("cuda") does
     from pan_kernels.ops.registry import AUTOGRAD, FAKES
 
-    for op in PUBLIC_OPS:
+    for op in CUDA_OPS:
         for key, backward in ((op, False), (op + "_backward", True)):
             torch.library.register_fake(f"pan_emu::{op_name(op, 'cuda', backward)}")(FAKES[key])
         make_backward, setup_context = AUTOGRAD[op]
@@ -428,7 +429,7 @@ def test_spatial_heads_emulated(op, B, C, H, W, A, bias, layout, dtype, emulated
     _check(op, _head_args(op, B, C, H, W, A, bias), dtype, "cpu", runner, layout=layout)
 
 
-@pytest.mark.parametrize("op", PUBLIC_OPS)
+@pytest.mark.parametrize("op", CUDA_OPS)
 def test_opcheck_emulated(op, emulated_ops):
     """The C++ host code's outputs (shapes, strides, dtypes) agree with the Python fakes; autograd is wired."""
     for args in opcheck_samples(op, "cpu"):

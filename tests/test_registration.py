@@ -38,15 +38,16 @@ def test_triton_schemas_match_the_single_source(key):
 
 def test_public_api_is_locked():
     assert set(pan_kernels.__all__) == {
-        "BACKENDS", "HardAttentionHead", "ProgressiveAttention", "SoftAttentionHead", "attention_scores",
-        "hard_attention_marginal", "has_cuda_extension", "has_triton", "progressive_attention", "reference",
-        "soft_attention_pool",
+        "BACKENDS", "HardAttentionHead", "MultiLabelAttentionHead", "ProgressiveAttention", "SoftAttentionHead",
+        "attention_scores", "hard_attention_marginal", "hard_attention_marginal_multilabel", "has_cuda_extension",
+        "has_triton", "progressive_attention", "reference", "soft_attention_pool",
     }
     expected = {
         "progressive_attention": ["x", "query_bias", "weight1", "bias1", "weight2", "bias2", "backend"],
         "attention_scores": ["x", "query_bias", "weight1", "bias1", "weight2", "bias2", "backend"],
         "hard_attention_marginal": ["x", "scores", "cls_weight", "cls_bias", "backend"],
         "soft_attention_pool": ["x", "scores", "backend"],
+        "hard_attention_marginal_multilabel": ["x", "scores", "cls_weight", "cls_bias", "backend"],
     }
     for name, params in expected.items():
         sig = inspect.signature(getattr(pan_kernels, name))

@@ -23,7 +23,8 @@ def test_all_kernels_compile_for_sm90_with_tensor_cores():
     kernels = {r["kernel"] for r in rows}
     assert {"_attention_mlp_fwd_kernel", "_attention_mlp_bwd_pre_kernel", "_attention_mlp_bwd_weight_kernel",
             "_attention_mlp_bwd_input_kernel", "_hard_marginal_fwd_kernel", "_hard_marginal_bwd_kernel",
-            "_soft_pool_fwd_kernel", "_soft_pool_bwd_pixel_kernel", "_soft_pool_bwd_score_kernel"} <= kernels
+            "_soft_pool_fwd_kernel", "_soft_pool_bwd_pixel_kernel", "_soft_pool_bwd_score_kernel", "_ml_fwd_kernel",
+            "_ml_bwd_scores_kernel", "_ml_bwd_dx_kernel", "_ml_bwd_dw_kernel"} <= kernels
     assert {r["dtype"] for r in rows} == {"float32", "bfloat16", "float16"}
     for r in rows:
         if r["uses_dot"]:

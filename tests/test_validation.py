@@ -80,6 +80,8 @@ def test_head_bad_inputs(arg, make_bad, error, message, backend):
     args[arg] = make_bad(args)
     with pytest.raises(error, match=message):
         pan_kernels.hard_attention_marginal(**args, backend=backend)
+    with pytest.raises(error, match=message):
+        pan_kernels.hard_attention_marginal_multilabel(**args, backend=backend)
     if arg in ("scores", "x"):
         with pytest.raises(error, match=message):
             pan_kernels.soft_attention_pool(args["x"], args["scores"], backend=backend)
@@ -122,3 +124,8 @@ def test_module_constructor_validation():
         pan_kernels.ProgressiveAttention(3, 0, 10)
     with pytest.raises(ValueError, match="num_classes must be an int"):
         pan_kernels.HardAttentionHead(3, 0)
+
+
+def test_multilabel_marginal_on_cuda_backend_says_it_is_not_written_yet():
+    with pytest.raises(RuntimeError, match="backend='cuda' does not implement hard_attention_marginal_multilabel"):
+        pan_kernels.hard_attention_marginal_multilabel(**_head(), backend="cuda")

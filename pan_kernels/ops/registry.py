@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from pan_kernels.ops.schemas import PUBLIC_OPS, SCHEMAS, op_name
+from pan_kernels.ops.schemas import BACKEND_OPS, SCHEMAS, op_name
 
 NAMESPACE = "pan_kernels"
 
@@ -56,6 +56,18 @@ def _fake_hard_attention_marginal_backward(grad_log_p, grad_alpha, x, cls_weight
     return torch.empty_like(x), x.new_empty((B, H, W)), x.new_empty(cls_weight.shape), x.new_empty(cls_weight.shape[:1])
 
 
+def _fake_hard_attention_marginal_multilabel(x, scores, cls_weight, cls_bias):
+    B, _, H, W = x.shape
+    A = cls_weight.shape[0]
+    stats = x.new_empty((B, H * W + 2 * A), dtype=torch.float32)
+    return x.new_empty((B, A)), x.new_empty((B, A)), x.new_empty((B, H, W)), stats
+
+
+def _fake_hard_attention_marginal_multilabel_backward(grad_log_p, grad_log_1mp, grad_alpha, x, cls_weight, cls_bias,
+                                                      stats):
+    return _fake_hard_attention_marginal_backward(grad_log_p, grad_alpha, x, cls_weight, cls_bias, stats)
+
+
 def _fake_soft_attention_pool(x, scores):
     B, C, H, W = x.shape
     return x.new_empty((B, C)), x.new_empty((B, H, W))
@@ -73,6 +85,8 @@ FAKES: dict[str, Callable] = {
     "attention_scores_backward": _fake_attention_scores_backward,
     "hard_attention_marginal": _fake_hard_attention_marginal,
     "hard_attention_marginal_backward": _fake_hard_attention_marginal_backward,
+    "hard_attention_marginal_multilabel": _fake_hard_attention_marginal_multilabel,
+    "hard_attention_marginal_multilabel_backward": _fake_hard_attention_marginal_multilabel_backward,
     "soft_attention_pool": _fake_soft_attention_pool,
     "soft_attention_pool_backward": _fake_soft_attention_pool_backward,
 }
@@ -132,6 +146,24 @@ def _hard_attention_marginal_autograd(bwd: Callable) -> Callable:
     return backward
 
 
+def _multilabel_setup_context(ctx, inputs, output):
+    x, _, cls_weight, cls_bias = inputs
+    ctx.save_for_backward(x, cls_weight, cls_bias, output[3])
+    ctx.has_bias = cls_bias is not None
+
+
+def _hard_attention_marginal_multilabel_autograd(bwd: Callable) -> Callable:
+    def backward(ctx, grad_log_p, grad_log_1mp, grad_alpha, _grad_stats):
+        x, cls_weight, cls_bias, stats = ctx.saved_tensors
+        B, _, H, W = x.shape
+        like = x.new_empty((B, cls_weight.shape[0]))
+        dx, ds, dwc, dbc = bwd(_or_zeros(grad_log_p, like), _or_zeros(grad_log_1mp, like),
+                               _or_zeros(grad_alpha, x.new_empty((B, H, W))), x, cls_weight, cls_bias, stats)
+        return dx, ds, dwc, dbc if ctx.has_bias else None
+
+    return backward
+
+
 def _pool_setup_context(ctx, inputs, output):
     ctx.save_for_backward(inputs[0], output[1])
 
@@ -150,6 +182,7 @@ AUTOGRAD = {
     "attention_scores": (_attention_scores_autograd, _mlp_setup_context),
     "hard_attention_marginal": (_hard_attention_marginal_autograd, _marginal_setup_context),
     "soft_attention_pool": (_soft_attention_pool_autograd, _pool_setup_context),
+    "hard_attention_marginal_multilabel": (_hard_attention_marginal_multilabel_autograd, _multilabel_setup_context),
 }
 
 # ---------------------------------------------------------------------------------------- registration
@@ -169,7 +202,7 @@ def register_backend(backend: str, impls: dict[str, Callable] | None = None) -> 
 
     impls maps every key of SCHEMAS (e.g. "attention_scores_backward") to a Python implementation.
     """
-    for op in PUBLIC_OPS:
+    for op in BACKEND_OPS[backend]:
         for key, backward in ((op, False), (op + "_backward", True)):
             qualname = _qualname(op_name(op, backend, backward))
             if impls is not None:

@@ -7,7 +7,8 @@ checks that the two agree. Fake implementations and autograd are registered in P
 (`pan_kernels.ops.registry`).
 
 Saved statistics of hard_attention_marginal (`stats`, float32 [B, 2*HW + A]): log_softmax_ij(s) (HW values),
-then logsumexp_a(Wc x_ij + bc) (HW values), then log p(a) in float32 (A values).
+then logsumexp_a(Wc x_ij + bc) (HW values), then log p(a) in float32 (A values). Those of
+hard_attention_marginal_multilabel (float32 [B, HW + 2A]): log_softmax_ij(s), then log p_a, then log(1 - p_a).
 """
 
 from __future__ import annotations
@@ -35,14 +36,24 @@ SCHEMAS = {
         "(Tensor grad_log_p, Tensor grad_alpha, Tensor x, Tensor cls_weight, Tensor? cls_bias, Tensor stats)"
         " -> (Tensor, Tensor, Tensor, Tensor)"
     ),
+    "hard_attention_marginal_multilabel": (
+        "(Tensor x, Tensor scores, Tensor cls_weight, Tensor? cls_bias) -> (Tensor, Tensor, Tensor, Tensor)"
+    ),
+    "hard_attention_marginal_multilabel_backward": (
+        "(Tensor grad_log_p, Tensor grad_log_1mp, Tensor grad_alpha, Tensor x, Tensor cls_weight, Tensor? cls_bias,"
+        " Tensor stats) -> (Tensor, Tensor, Tensor, Tensor)"
+    ),
     "soft_attention_pool": "(Tensor x, Tensor scores) -> (Tensor, Tensor)",
     "soft_attention_pool_backward": (
         "(Tensor grad_f_att, Tensor grad_alpha, Tensor x, Tensor alpha) -> (Tensor, Tensor)"
     ),
 }
 
-PUBLIC_OPS = ("progressive_attention", "attention_scores", "hard_attention_marginal", "soft_attention_pool")
+PUBLIC_OPS = ("progressive_attention", "attention_scores", "hard_attention_marginal", "soft_attention_pool",
+              "hard_attention_marginal_multilabel")
 COMPILED_BACKENDS = ("triton", "cuda")
+# The ops each compiled backend defines; the CUDA kernels of the multi-label marginal are not written yet.
+BACKEND_OPS = {"triton": PUBLIC_OPS, "cuda": PUBLIC_OPS[:4]}
 
 
 def op_name(op: str, backend: str, backward: bool = False) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pan_kernels.ops import attention_mlp_triton as mlp
+from pan_kernels.ops import multilabel_marginal_triton as multilabel
 from pan_kernels.ops import spatial_attention_triton as spatial
 from pan_kernels.ops.registry import register_backend
 
@@ -32,6 +33,8 @@ IMPLS = {
     "hard_attention_marginal_backward": spatial.hard_attention_marginal_bwd,
     "soft_attention_pool": spatial.soft_attention_pool_fwd,
     "soft_attention_pool_backward": spatial.soft_attention_pool_bwd,
+    "hard_attention_marginal_multilabel": multilabel.hard_attention_marginal_multilabel_fwd,
+    "hard_attention_marginal_multilabel_backward": multilabel.hard_attention_marginal_multilabel_bwd,
 }
 
 register_backend("triton", IMPLS)
