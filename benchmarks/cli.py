@@ -32,9 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sel = parser.add_argument_group("selection")
     sel.add_argument("--op", nargs="+", default=None, metavar="OP",
                      help="ops: progressive_attention attention_scores hard_attention_marginal soft_attention_pool "
-                          "(default: all)")
+                          "hard_attention_marginal_multilabel (default: all)")
     sel.add_argument("--shape", nargs="+", default=None, metavar="NAME",
-                     help="layer names (MREF-49 MREF-23 MREF-10 MREF-4 VG-56 VG-28 VG-14) or 'all' "
+                     help="layer names (MREF-49 MREF-23 MREF-10 MREF-4 VG-56 VG-28 VG-14 VG-7) or 'all' "
                           "(default: all on a GPU, one small layer per op on the CPU)")
     sel.add_argument("--mode", nargs="+", default=None, choices=MODES, help="default: all three")
     sel.add_argument("--provider", nargs="+", default=None, choices=PROVIDERS,

@@ -69,6 +69,7 @@ def _run_op(op: str, s, dtype) -> None:
     import torch
 
     from pan_kernels.ops import attention_mlp_triton as mlp
+    from pan_kernels.ops import multilabel_marginal_triton as multilabel
     from pan_kernels.ops import spatial_attention_triton as spatial
 
     x = _meta(s.B, s.C, s.H, s.W, dtype=dtype)
@@ -88,6 +89,13 @@ def _run_op(op: str, s, dtype) -> None:
         _set_direction("bwd")
         spatial.hard_attention_marginal_bwd(_meta(s.B, s.A, dtype=dtype), _meta(s.B, s.H, s.W, dtype=dtype), x, wc, bc,
                                             stats)
+    elif op == "hard_attention_marginal_multilabel":
+        sc, wc, bc = _meta(s.B, s.H, s.W, dtype=dtype), _meta(s.A, s.C, dtype=dtype), _meta(s.A, dtype=dtype)
+        _set_direction("fwd")
+        *_, stats = multilabel.hard_attention_marginal_multilabel_fwd(x, sc, wc, bc)
+        _set_direction("bwd")
+        g = _meta(s.B, s.A, dtype=dtype)
+        multilabel.hard_attention_marginal_multilabel_bwd(g, g, _meta(s.B, s.H, s.W, dtype=dtype), x, wc, bc, stats)
     elif op == "soft_attention_pool":
         sc = _meta(s.B, s.H, s.W, dtype=dtype)
         _set_direction("fwd")

@@ -41,7 +41,7 @@ class Unavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class Shape:
-    """One layer's sizes. Hd and k belong to the attention MLP ops, A to hard_attention_marginal."""
+    """One layer's sizes. Hd and k belong to the attention MLP ops, A to the hard marginals."""
 
     name: str
     B: int
@@ -79,6 +79,11 @@ _SCORES_FULL = (
 _HEAD_FULL = (
     Shape("MREF-4", 256, 32, 4, 4, A=5),
     Shape("VG-14", 32, 512, 14, 14, A=749),
+)
+# the Visual Genome attribute head (paper §4.2): A = 749 attributes on VGG-16's pool5 (14x14) and a 7x7 grid
+_MULTILABEL_FULL = (
+    Shape("VG-14", 32, 512, 14, 14, A=749),
+    Shape("VG-7", 32, 512, 7, 7, A=749),
 )
 _POOL_FULL = (
     Shape("MREF-4", 256, 32, 4, 4),
@@ -171,6 +176,9 @@ OPS: dict[str, OpSpec] = {
                input_names=("x", "scores", "cls_weight", "cls_bias")),
         OpSpec("soft_attention_pool", pan_kernels.soft_attention_pool, reference.soft_attention_pool_ref,
                _pool_inputs, _POOL_FULL, output_names=("f_att", "alpha"), input_names=("x", "scores")),
+        OpSpec("hard_attention_marginal_multilabel", pan_kernels.hard_attention_marginal_multilabel,
+               reference.hard_attention_marginal_multilabel_ref, _marginal_inputs, _MULTILABEL_FULL,
+               output_names=("log_p", "log_1mp", "alpha"), input_names=("x", "scores", "cls_weight", "cls_bias")),
     )
 }
 
@@ -181,6 +189,7 @@ CPU_DEFAULT_SHAPES = {
     "attention_scores": ("MREF-4",),
     "hard_attention_marginal": ("MREF-4",),
     "soft_attention_pool": ("MREF-4",),
+    "hard_attention_marginal_multilabel": ("VG-7",),
 }
 
 

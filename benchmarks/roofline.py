@@ -24,6 +24,13 @@ hard_attention_marginal (op B; the [B,HW,A] logits are never stored, so the back
        flops = 2*N*A*C + 5*N*A (bias, log_softmax over classes, + log alpha, logsumexp over space)
   bwd  bytes = x + grad_log_p + grad_alpha + alpha + cls_weight + cls_bias (read) + dx + dscores + dWc + dbc (write)
        flops = 3 * 2*N*A*C (recompute, dgrad, wgrad) + 5*N*A
+hard_attention_marginal_multilabel (the [B,HW,A] logits never stored; backward recomputes them in each of three
+kernels: scores, dx per output-channel tile, dWc):
+  fwd  bytes = x + scores + cls_weight + cls_bias (read) + log_p + log_1mp [B,A] + alpha (write)
+       flops = 2*N*A*C + 6*N*A (bias, two log-sigmoids, + log alpha, two logsumexps over space)
+  bwd  bytes = x + grad_log_p + grad_log_1mp + grad_alpha + alpha + cls_weight + cls_bias (read)
+               + dx + dscores + dWc + dbc (write)
+       flops = 3 * 2*N*A*C (dgrad, wgrad and one recompute: the floor; the kernels recompute more) + 8*N*A
 soft_attention_pool:
   fwd  bytes = x + scores (read) + f_att [B,C] + alpha (write);  flops = 2*N*C + 4*N (softmax)
   bwd  bytes = x + grad_f_att + grad_alpha + alpha (read) + dx + dscores (write);  flops = 3*N*C + 4*N
@@ -84,6 +91,16 @@ def hard_attention_marginal_cost(B: int, C: int, H: int, W: int, A: int, mode: s
     return _by_mode(mode, fwd, bwd)
 
 
+def hard_attention_marginal_multilabel_cost(B: int, C: int, H: int, W: int, A: int, mode: str, es: int) -> Cost:
+    """The multi-label marginal; see the module docstring."""
+    N = B * H * W
+    x = B * C * H * W * es
+    params = (A * C + A) * es
+    fwd = Cost(x + N * es + params + 2 * B * A * es + N * es, 2 * N * A * C + 6 * N * A)
+    bwd = Cost(x + 2 * B * A * es + 2 * N * es + params + x + N * es + params, 3 * 2 * N * A * C + 8 * N * A)
+    return _by_mode(mode, fwd, bwd)
+
+
 def soft_attention_pool_cost(B: int, C: int, H: int, W: int, mode: str, es: int) -> Cost:
     """Soft attention pooling; see the module docstring."""
     N = B * H * W
@@ -115,6 +132,8 @@ def op_cost(op: str, shape, mode: str, dtype: torch.dtype) -> Cost:
         return hard_attention_marginal_cost(s.B, s.C, s.H, s.W, s.A, mode, es)
     if op == "soft_attention_pool":
         return soft_attention_pool_cost(s.B, s.C, s.H, s.W, mode, es)
+    if op == "hard_attention_marginal_multilabel":
+        return hard_attention_marginal_multilabel_cost(s.B, s.C, s.H, s.W, s.A, mode, es)
     raise ValueError(f"no cost model for op {op!r}")
 
 

@@ -51,6 +51,14 @@ def test_head_costs_hand_computed():
     assert (pool.bytes, pool.flops) == (184, 80)
     # bf16 halves every byte.
     assert roofline.soft_attention_pool_cost(2, 3, 2, 2, "fwd", 2).bytes == 92
+    # multi-label marginal: as the hard marginal plus log_1mp 10 written (fwd: 80 elements = 320 bytes; FLOPs
+    # 240 + 6*8*5 = 480) and grad_log_1mp 10 read (bwd: 132 elements = 528 bytes; FLOPs 3*240 + 8*8*5 = 1040).
+    ml_fwd = roofline.hard_attention_marginal_multilabel_cost(2, 3, 2, 2, 5, "fwd", 4)
+    assert (ml_fwd.bytes, ml_fwd.flops) == (320, 480)
+    ml_bwd = roofline.hard_attention_marginal_multilabel_cost(2, 3, 2, 2, 5, "bwd", 4)
+    assert (ml_bwd.bytes, ml_bwd.flops) == (528, 1040)
+    assert roofline.op_cost("hard_attention_marginal_multilabel", registry.OPS["hard_attention_marginal_multilabel"]
+                            .shapes[0], "fwd", torch.bfloat16).flops > 0
 
 
 def test_costs_reproduce_perf_md_floors():
@@ -89,6 +97,8 @@ def test_registry_holds_the_papers_layers():
         "VG-56": (56, 256), "VG-28": (28, 512), "VG-14": (14, 512)}
     head = {s.name: s for s in registry.OPS["hard_attention_marginal"].shapes}
     assert (head["MREF-4"].A, head["VG-14"].A, head["VG-14"].C) == (5, 749, 512)
+    multilabel = {s.name: (s.H, s.C, s.A) for s in registry.OPS["hard_attention_marginal_multilabel"].shapes}
+    assert multilabel == {"VG-14": (14, 512, 749), "VG-7": (7, 512, 749)}
     for spec in registry.OPS.values():
         assert spec.modes == ("fwd", "bwd", "fwd+bwd")
         for shape in spec.shapes_for("small"):
