@@ -1,0 +1,153 @@
+"""Visual Genome and VOC 2007 readers on tiny fixture folders written by the tests (images, JSON, masks), including
+malformed files that must give a clear error naming the file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pan.data.real_images import VisualGenomeImages, VOCImages, box_mask
+from pan.data.visual_genome import VisualGenome
+from pan.data.voc import VOC2007
+
+# image id -> objects (name, attributes, box x, y, w, h); "cat" x3, "dog" x2, "tree" x1; "black" x3, "white" x2
+VG_OBJECTS = {
+    1: [("cat", ["black", "small"], (2, 4, 10, 6)), ("dog", ["white"], (0, 0, 5, 5))],
+    2: [("Cat ", ["black"], (1, 1, 8, 8)), ("tree", ["green"], (3, 3, 4, 4))],
+    3: [("dog", ["white", "black"], (5, 5, 10, 10))],
+    4: [("cat", ["striped"], (0, 0, 20, 10))],
+    5: [("cat", ["black"], (4, 2, 6, 6))],
+    6: [("dog", [], (1, 1, 2, 2))],
+}
+
+
+def write_vg(root, objects=VG_OBJECTS, size=(20, 16)):
+    (root / "VG_100K").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for image_id in objects:
+        Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(
+            root / "VG_100K" / f"{image_id}.jpg")
+    (root / "image_data.json").write_text(json.dumps(
+        [{"image_id": i, "width": size[0], "height": size[1]} for i in objects]))
+    records = [{"image_id": i, "objects": [{"object_id": 10 * i + k, "x": b[0], "y": b[1], "w": b[2], "h": b[3],
+                                           "names": [n]} for k, (n, _, b) in enumerate(objs)]}
+               for i, objs in objects.items()]
+    (root / "objects.json").write_text(json.dumps(records))
+    attrs = [{"image_id": i, "attributes": [{"object_id": 10 * i + k, "x": b[0], "y": b[1], "w": b[2], "h": b[3],
+                                             "names": [n], "attributes": a} for k, (n, a, b) in enumerate(objs)]}
+             for i, objs in objects.items()]
+    (root / "attributes.json").write_text(json.dumps(attrs))
+    return root
+
+
+def test_visual_genome_vocabularies_examples_and_split(tmp_path):
+    root = write_vg(tmp_path / "vg")
+    splits = {s: VisualGenome(root, s, min_count=1, seed=3) for s in ("train", "val", "test")}
+    vg = splits["train"]
+    # more than once: cat (4, after normalising "Cat "), dog (3); black (4), white (2)
+    assert vg.classes == ["cat", "dog"] and vg.attributes == ["black", "white"]
+    ids = [set(s.image_ids) for s in splits.values()]
+    assert not (ids[0] & ids[1]) and not (ids[0] & ids[2]) and not (ids[1] & ids[2])
+    # images 4 (only "striped") and 6 (no attributes) hold no usable example
+    assert set().union(*ids) == {1, 2, 3, 5}
+    assert VisualGenome(root, "train", min_count=1, seed=3).image_ids == vg.image_ids
+    everything = [e for s in splits.values() for e in s.examples]
+    assert len(everything) == 5
+    first = next(e for e in everything if e.image_id == 3)
+    assert first.query == 1 and first.attributes == (0, 1) and first.box == (5.0, 5.0, 10.0, 10.0)
+    split = next(s for s in splits.values() if 3 in s.image_ids)
+    i = split.examples.index(first)
+    assert split.target(i).tolist() == [1, 1]
+    image, query, target, mask = VisualGenomeImages(split, size=40)[i]
+    assert image.shape == (3, 40, 40) and query.item() == 1 and target.tolist() == [1.0, 1.0]
+    assert mask.shape == (40, 40) and mask.sum().item() == 20 * 25  # box 10x10 of a 20x16 image, scaled 2 x 2.5
+
+
+def test_box_mask_covers_the_scaled_box():
+    mask = box_mask((2, 4, 10, 6), (20, 16), 20)
+    rows, cols = torch.nonzero(mask, as_tuple=True)
+    assert (cols.min().item(), cols.max().item()) == (2, 11)
+    assert (rows.min().item(), rows.max().item()) == (5, 11)  # y 4..10 scaled by 20/16 -> 5..12.5
+
+
+@pytest.mark.parametrize("file,content,message", [
+    ("objects.json", "{not json", "objects.json: not valid JSON"),
+    ("attributes.json", json.dumps({"image_id": 1}), "attributes.json: expected a JSON list"),
+    ("attributes.json", json.dumps([{"image_id": 1}]), "attributes.json: a record lacks the field 'attributes'"),
+    ("image_data.json", json.dumps([{"image_id": 2}]), "attributes.json: image 1 is not in"),
+])
+def test_visual_genome_malformed_files_are_named(tmp_path, file, content, message):
+    root = write_vg(tmp_path / "vg")
+    (root / file).write_text(content)
+    with pytest.raises(ValueError, match=message):
+        VisualGenome(root, "train", min_count=1)
+
+
+def test_visual_genome_missing_things_are_named(tmp_path):
+    with pytest.raises(ValueError, match="--data-dir .*nowhere: no such directory"):
+        VisualGenome(tmp_path / "nowhere", "train")
+    root = write_vg(tmp_path / "vg")
+    (root / "attributes.json").unlink()
+    with pytest.raises(ValueError, match="attributes.json: missing"):
+        VisualGenome(root, "train", min_count=1)
+    root = write_vg(tmp_path / "vg2")
+    with pytest.raises(ValueError, match="split must be one of"):
+        VisualGenome(root, "dev", min_count=1)
+    vg = VisualGenome(root, "train", min_count=1, seed=3)
+    bad = vg.examples[0].path
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(ValueError, match=f"{bad.name}: unreadable image"):
+        VisualGenomeImages(vg, size=8)[0]
+
+
+def write_voc(root, masks):
+    base = root / "VOCdevkit" / "VOC2007"
+    for d in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        (base / d).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name, mask in masks.items():
+        pixels = rng.integers(0, 255, (*mask.shape, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(base / "JPEGImages" / f"{name}.jpg")
+        palette_image = Image.frombytes("P", (mask.shape[1], mask.shape[0]), mask.astype(np.uint8).tobytes())
+        palette_image.putpalette([v for i in range(256) for v in (i, 255 - i, (7 * i) % 256)])  # as VOC: indexed
+        palette_image.save(base / "SegmentationClass" / f"{name}.png")
+    (base / "ImageSets" / "Segmentation" / "val.txt").write_text("\n".join(masks) + "\n")
+    return root
+
+
+def _voc_masks():
+    a = np.zeros((12, 16), dtype=np.uint8)
+    a[2:6, 3:9] = 15  # person
+    a[6, 3:9] = 255  # border
+    a[8:11, 10:14] = 12  # dog
+    b = np.zeros((12, 16), dtype=np.uint8)
+    b[0:4, 0:4] = 20  # tvmonitor
+    return {"000001": a, "000002": b}
+
+
+def test_voc_examples_queries_and_masks(tmp_path):
+    root = write_voc(tmp_path / "voc", _voc_masks())
+    voc = VOC2007(root, "val")
+    assert [(e.index, e.voc_class, e.query) for e in voc.examples] == [(0, 12, 11), (0, 15, 14), (1, 20, 19)]
+    image, query, mask = VOCImages(voc, size=48)[1]
+    assert image.shape == (3, 48, 48) and query.item() == 14
+    assert mask.sum().item() == 4 * 4 * 6 * 3  # the 4x6 person patch scaled by 4 (rows) and 3 (columns)
+    vg_names = VOC2007(root, "val", query_names=["television", "person", "tree"])
+    assert [(e.voc_class, e.query) for e in vg_names.examples] == [(15, 1), (20, 0)]
+    assert "dog" in vg_names.unmatched and "person" not in vg_names.unmatched
+
+
+def test_voc_errors_name_the_problem(tmp_path):
+    with pytest.raises(ValueError, match="no such directory"):
+        VOC2007(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="not a VOC 2007 segmentation copy"):
+        VOC2007(tmp_path / "empty")
+    root = write_voc(tmp_path / "voc", _voc_masks())
+    (root / "VOCdevkit" / "VOC2007" / "SegmentationClass" / "000002.png").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="000002.png: unreadable segmentation mask"):
+        VOC2007(root, "val")
