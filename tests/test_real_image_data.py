@@ -5,43 +5,13 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from pan.data.real_images import VisualGenomeImages, VOCImages, box_mask
 from pan.data.visual_genome import VisualGenome
 from pan.data.voc import VOC2007
-
-# image id -> objects (name, attributes, box x, y, w, h); "cat" x3, "dog" x2, "tree" x1; "black" x3, "white" x2
-VG_OBJECTS = {
-    1: [("cat", ["black", "small"], (2, 4, 10, 6)), ("dog", ["white"], (0, 0, 5, 5))],
-    2: [("Cat ", ["black"], (1, 1, 8, 8)), ("tree", ["green"], (3, 3, 4, 4))],
-    3: [("dog", ["white", "black"], (5, 5, 10, 10))],
-    4: [("cat", ["striped"], (0, 0, 20, 10))],
-    5: [("cat", ["black"], (4, 2, 6, 6))],
-    6: [("dog", [], (1, 1, 2, 2))],
-}
-
-
-def write_vg(root, objects=VG_OBJECTS, size=(20, 16)):
-    (root / "VG_100K").mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for image_id in objects:
-        Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(
-            root / "VG_100K" / f"{image_id}.jpg")
-    (root / "image_data.json").write_text(json.dumps(
-        [{"image_id": i, "width": size[0], "height": size[1]} for i in objects]))
-    records = [{"image_id": i, "objects": [{"object_id": 10 * i + k, "x": b[0], "y": b[1], "w": b[2], "h": b[3],
-                                           "names": [n]} for k, (n, _, b) in enumerate(objs)]}
-               for i, objs in objects.items()]
-    (root / "objects.json").write_text(json.dumps(records))
-    attrs = [{"image_id": i, "attributes": [{"object_id": 10 * i + k, "x": b[0], "y": b[1], "w": b[2], "h": b[3],
-                                             "names": [n], "attributes": a} for k, (n, a, b) in enumerate(objs)]}
-             for i, objs in objects.items()]
-    (root / "attributes.json").write_text(json.dumps(attrs))
-    return root
+from tests.real_image_fixtures import voc_masks, write_vg, write_voc
 
 
 def test_visual_genome_vocabularies_examples_and_split(tmp_path):
@@ -104,33 +74,8 @@ def test_visual_genome_missing_things_are_named(tmp_path):
         VisualGenomeImages(vg, size=8)[0]
 
 
-def write_voc(root, masks):
-    base = root / "VOCdevkit" / "VOC2007"
-    for d in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
-        (base / d).mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for name, mask in masks.items():
-        pixels = rng.integers(0, 255, (*mask.shape, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(base / "JPEGImages" / f"{name}.jpg")
-        palette_image = Image.frombytes("P", (mask.shape[1], mask.shape[0]), mask.astype(np.uint8).tobytes())
-        palette_image.putpalette([v for i in range(256) for v in (i, 255 - i, (7 * i) % 256)])  # as VOC: indexed
-        palette_image.save(base / "SegmentationClass" / f"{name}.png")
-    (base / "ImageSets" / "Segmentation" / "val.txt").write_text("\n".join(masks) + "\n")
-    return root
-
-
-def _voc_masks():
-    a = np.zeros((12, 16), dtype=np.uint8)
-    a[2:6, 3:9] = 15  # person
-    a[6, 3:9] = 255  # border
-    a[8:11, 10:14] = 12  # dog
-    b = np.zeros((12, 16), dtype=np.uint8)
-    b[0:4, 0:4] = 20  # tvmonitor
-    return {"000001": a, "000002": b}
-
-
 def test_voc_examples_queries_and_masks(tmp_path):
-    root = write_voc(tmp_path / "voc", _voc_masks())
+    root = write_voc(tmp_path / "voc", voc_masks())
     voc = VOC2007(root, "val")
     assert [(e.index, e.voc_class, e.query) for e in voc.examples] == [(0, 12, 11), (0, 15, 14), (1, 20, 19)]
     image, query, mask = VOCImages(voc, size=48)[1]
@@ -147,7 +92,7 @@ def test_voc_errors_name_the_problem(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="not a VOC 2007 segmentation copy"):
         VOC2007(tmp_path / "empty")
-    root = write_voc(tmp_path / "voc", _voc_masks())
+    root = write_voc(tmp_path / "voc", voc_masks())
     (root / "VOCdevkit" / "VOC2007" / "SegmentationClass" / "000002.png").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="000002.png: unreadable segmentation mask"):
         VOC2007(root, "val")

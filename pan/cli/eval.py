@@ -6,6 +6,10 @@ from pan.cli.argtypes import positive_int
 
 
 def run(args) -> int:
+    if args.dataset in ("vg", "voc07"):
+        from pan.cli import eval_real
+
+        return eval_real.run(args)
     from pan.evaluation.metrics import scale_bin_labels
     from pan.evaluation.run import evaluate_run
 
@@ -36,7 +40,9 @@ def register(subparsers, name: str, help: str) -> None:
     p = subparsers.add_parser(name, help=help, description=help)
     p.add_argument("--checkpoint", help="a checkpoint written by pan train (e.g. runs/NAME/best.pt)")
     p.add_argument("--model", choices=["uniform"], help="evaluate the parameter-free uniform baseline instead")
-    p.add_argument("--dataset", choices=DATASETS, help="default: the checkpoint's dataset")
+    p.add_argument("--dataset", choices=(*DATASETS, "vg", "voc07"),
+                   help="default: the checkpoint's dataset; vg / voc07 read a local copy in --data-dir")
+    p.add_argument("--data-dir", default=None, help="local Visual Genome or VOC 2007 copy (with --dataset vg|voc07)")
     p.add_argument("--split", choices=SPLITS, default="test")
     p.add_argument("--num-examples", type=positive_int, default=10_000)
     p.add_argument("--seed", type=int, help="data seed (default: the checkpoint's)")

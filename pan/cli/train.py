@@ -11,11 +11,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from pan.cli import train_real
 from pan.cli.argtypes import non_negative_float, non_negative_int, positive_float, positive_int
 from pan.train.config import OPTIMIZERS
 from pan.train.recipes import RECIPES, recipe_settings
 
-_DATASETS = ("mref", "mdist", "mbg")
+_DATASETS = ("mref", "mdist", "mbg", "vg", "voc07")
 _BACKENDS = ("auto", "torch", "triton", "cuda")
 _MODELS = "uniform, stn-s, stn-m, san, han, pan-s, pan-h, pan-s-ctx, pan-h-ctx"
 
@@ -31,6 +32,10 @@ epoch and on Ctrl-C / SIGTERM), OUT/best.pt, OUT/config.json and OUT/summary.jso
   pan train --model san --dataset mbg --lr-grid 0.001,0.002,0.005 --out runs/san-mbg   # OUT/lr_<lr>/, OUT/best.json
   pan train --out runs/pan-h-ctx --model pan-h-ctx --dataset mref --resume              # continue exactly
   torchrun --nproc_per_node 4 -m pan train --model pan-h-ctx --dataset mref              # DistributedDataParallel
+  pan train --dataset vg --data-dir ~/data/visual_genome --model pan-h-ctx --backbone-weights vgg16.pth
+
+Visual Genome (paper §4.2): VGG-16 PAN[S]+CTX / PAN[H]+CTX / SAN / HAN (--prior: w/ prior), Adam at --lr (1e-4) for
+the attention and head and --backbone-lr (lr / 10) for VGG-16, lr x0.9 per epoch, 10 epochs, batch 32.
 
 Models: {_MODELS}.
 """
@@ -52,7 +57,8 @@ def register(subparsers, name: str = "train", help: str | None = None) -> argpar
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("model and data")
     g.add_argument("--model", default="pan-h-ctx", help=f"model: {_MODELS} (default pan-h-ctx)")
-    g.add_argument("--dataset", default="mref", choices=_DATASETS, help="dataset (default mref)")
+    g.add_argument("--dataset", default="mref", choices=_DATASETS,
+                   help="dataset (default mref); vg trains the VGG-16 PAN on a local Visual Genome (--data-dir)")
     g.add_argument("--num-train", type=positive_int, default=None, help="training examples (paper 30000)")
     g.add_argument("--num-val", type=positive_int, default=None, help="validation examples (paper 10000, cpu 1000)")
     g.add_argument("--data-seed", type=non_negative_int, default=0, help="seed of the generated data (default 0)")
@@ -96,6 +102,7 @@ def register(subparsers, name: str = "train", help: str | None = None) -> argpar
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     g.add_argument("--overwrite", action="store_true", help="start again in an --out that already holds a run")
     g.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
+    train_real.add_arguments(p)
     p.set_defaults(func=_run, _parser=p)
     return p
 
@@ -108,6 +115,8 @@ def _fail(message: str) -> int:
 def _run(args: argparse.Namespace) -> int:
     from pan.train import CheckpointError, ResumeError, TrainConfig, lr_grid, train
 
+    if args.dataset in train_real.REAL_IMAGE_DATASETS:
+        return train_real.run(args)
     out = args.out if args.out is not None else f"runs/{args.model}-{args.dataset}-seed{args.seed}"
     if (args.train_file is None) != (args.val_file is None):
         return _fail("--train-file and --val-file go together")
