@@ -22,7 +22,13 @@ from torch import Tensor
 
 from pan_kernels.ops import _launch
 from pan_kernels.ops._triton_utils import mma
-from pan_kernels.ops.spatial_attention_triton import _blocks, _dense, _logits_tile, _pixel_offset, _spatial_logsumexp
+from pan_kernels.ops.spatial_attention_triton import (
+    _blocks,
+    _dense,
+    _logits_tile,
+    _pixel_offset,
+    _split_softmax,
+)
 
 
 @triton.jit
@@ -52,17 +58,9 @@ def _ml_fwd_kernel(
     """part[b, split, 0 | 1, a] = logsumexp_{ij in split}(log alpha_ij + logsigmoid(+z_ija | -z_ija)).
     Also writes alpha = softmax_ij(s) and stats[b, :HW] = log alpha."""
     i_s, i_b = tl.program_id(0), tl.program_id(1)
-    n_stats = HW + 2 * A
-    lse_s = _spatial_logsumexp(s_ptr + i_b * HW, HW, BLOCK_P)
-    p_start = i_s * P_PER_SPLIT
-    p_end = tl.minimum(p_start + P_PER_SPLIT, HW)
+    lse_s, p_start, p_end = _split_softmax(s_ptr, alpha_ptr, stats_ptr, i_b, i_s, HW, HW + 2 * A, P_PER_SPLIT,
+                                           BLOCK_P)
     x_b = x_ptr + i_b.to(tl.int64) * sxb
-    for p0 in range(p_start, p_end, BLOCK_P):
-        o_p = p0 + tl.arange(0, BLOCK_P)
-        m_p = o_p < p_end
-        log_alpha = tl.load(s_ptr + i_b * HW + o_p, mask=m_p, other=0.0).to(tl.float32) - lse_s
-        tl.store(alpha_ptr + i_b * HW + o_p, tl.exp(log_alpha).to(alpha_ptr.dtype.element_ty), mask=m_p)
-        tl.store(stats_ptr + i_b * n_stats + o_p, log_alpha, mask=m_p)
     part_b = part_ptr + (i_b * NUM_SPLITS + i_s) * 2 * A
     for a0 in range(0, A, BLOCK_A):
         o_a = a0 + tl.arange(0, BLOCK_A)

@@ -68,6 +68,22 @@ def _spatial_logsumexp(s_ptr, HW, BLOCK_P: tl.constexpr):
 
 
 @triton.jit
+def _split_softmax(s_ptr, alpha_ptr, stats_ptr, i_b, i_s, HW, n_stats, P_PER_SPLIT, BLOCK_P: tl.constexpr):
+    """Pixels [p_start, p_end) of split i_s of sample i_b: writes alpha = softmax_ij(s) (over all HW scores) and
+    stats[b, :HW] = log alpha there; returns (logsumexp_ij s, p_start, p_end)."""
+    lse_s = _spatial_logsumexp(s_ptr + i_b * HW, HW, BLOCK_P)
+    p_start = i_s * P_PER_SPLIT
+    p_end = tl.minimum(p_start + P_PER_SPLIT, HW)
+    for p0 in range(p_start, p_end, BLOCK_P):
+        o_p = p0 + tl.arange(0, BLOCK_P)
+        m_p = o_p < p_end
+        log_alpha = tl.load(s_ptr + i_b * HW + o_p, mask=m_p, other=0.0).to(tl.float32) - lse_s
+        tl.store(alpha_ptr + i_b * HW + o_p, tl.exp(log_alpha).to(alpha_ptr.dtype.element_ty), mask=m_p)
+        tl.store(stats_ptr + i_b * n_stats + o_p, log_alpha, mask=m_p)
+    return lse_s, p_start, p_end
+
+
+@triton.jit
 def _hard_marginal_fwd_kernel(
     x_ptr, s_ptr, wc_ptr, bc_ptr, alpha_ptr, stats_ptr, part_ptr,
     C, HW, W, A, P_PER_SPLIT, NUM_SPLITS,
@@ -81,16 +97,11 @@ def _hard_marginal_fwd_kernel(
     """
     i_s, i_b = tl.program_id(0), tl.program_id(1)
     n_stats = 2 * HW + A
-    lse_s = _spatial_logsumexp(s_ptr + i_b * HW, HW, BLOCK_P)
-    p_start = i_s * P_PER_SPLIT
-    p_end = tl.minimum(p_start + P_PER_SPLIT, HW)
+    _, p_start, p_end = _split_softmax(s_ptr, alpha_ptr, stats_ptr, i_b, i_s, HW, n_stats, P_PER_SPLIT, BLOCK_P)
     x_b = x_ptr + i_b.to(tl.int64) * sxb
     for p0 in range(p_start, p_end, BLOCK_P):
         o_p = p0 + tl.arange(0, BLOCK_P)
         m_p = o_p < p_end
-        log_alpha = tl.load(s_ptr + i_b * HW + o_p, mask=m_p, other=0.0).to(tl.float32) - lse_s
-        tl.store(alpha_ptr + i_b * HW + o_p, tl.exp(log_alpha).to(alpha_ptr.dtype.element_ty), mask=m_p)
-        tl.store(stats_ptr + i_b * n_stats + o_p, log_alpha, mask=m_p)
         x_base = x_b + _pixel_offset(o_p, W, sxh, sxw, X_DENSE)
         m_z = tl.full((BLOCK_P,), -float("inf"), dtype=tl.float32)
         l_z = tl.zeros((BLOCK_P,), dtype=tl.float32)
