@@ -27,30 +27,24 @@ __global__ void __launch_bounds__(kThreads)
   ConvTile<P, BN> tile(ca, smem);
   float* s_red = reinterpret_cast<float*>(smem + conv_smem_bytes<P, BN>(ca.TH, ca.TW, ca.k));  // [2][kBM]
   float* alpha_s = s_red + 2 * kBM;                                                            // [kBM]
-  const int tid = threadIdx.x, lane = tid & 31, g = lane >> 2, t = lane & 3;
-  const int wm = (tid >> 5) & 1, wn = tid >> 6;
+  const int tid = threadIdx.x;
+  const Fragment fr = Fragment::of_thread();
   const int Hd = ca.Nout, b = tile.b;
 
   float rs[2][2] = {{0.f, 0.f}, {0.f, 0.f}};  // partial s of the thread's 4 rows
   float acc[2][G::NF][4];
   for (int n0 = 0; n0 < Hd; n0 += BN) {
     tile.run(acc, n0);
-    PAN_UNROLL
-    for (int nf = 0; nf < G::NF; ++nf)
-      PAN_UNROLL
-      for (int j = 0; j < 2; ++j) {
-        const int n = n0 + wn * (BN / 2) + nf * 8 + 2 * t + j;
-        if (n >= Hd) continue;
-        const float bias = static_cast<float>(qb[static_cast<int64_t>(b) * Hd + n]) +
-                           (b1 != nullptr ? static_cast<float>(b1[n]) : 0.f);
-        const float w = static_cast<float>(w2[n]);
-        PAN_UNROLL
-        for (int mf = 0; mf < 2; ++mf)
-          PAN_UNROLL
-          for (int h = 0; h < 2; ++h) rs[mf][h] += w * relu_nan(acc[mf][nf][2 * h + j] + bias);
-      }
+    fr.cols<BN>([&](int nf, int jn, int col) {
+      const int n = n0 + col;
+      if (n >= Hd) return;
+      const float bias = static_cast<float>(qb[static_cast<int64_t>(b) * Hd + n]) +
+                         (b1 != nullptr ? static_cast<float>(b1[n]) : 0.f);
+      const float w = static_cast<float>(w2[n]);
+      fr.rows([&](int mf, int h, int) { rs[mf][h] += w * relu_nan(acc[mf][nf][2 * h + jn] + bias); });
+    });
   }
-  store_row_partials(rs, s_red, wm, wn, g, t);
+  store_row_partials(rs, s_red);
   __syncthreads();
   if (tid < kBM) {
     int i, j;
@@ -76,7 +70,7 @@ __global__ void __launch_bounds__(kThreads)
     for (int m = tid >> 5; m < kBM; m += kThreads / 32) {
       int i, j;
       if (!tile.row_pixel(m, i, j)) continue;
-      for (int c = lane; c < ca.Cin; c += 32)
+      for (int c = tid & 31; c < ca.Cin; c += 32)
         o[c * out.sc + i * out.sh + j * out.sw] =
             static_cast<T>(static_cast<float>(x[c * ca.sc + i * ca.sh + j * ca.sw]) * alpha_s[m]);
     }
@@ -98,8 +92,8 @@ __global__ void __launch_bounds__(kThreads) attention_mlp_bwd_pre_kernel(
   float* red = gs_s + kBM;                                                                    // [2][kBM]
   float* colq = red + 2 * kBM;                                                                // [2][BN]
   float* colw = colq + 2 * BN;                                                                // [2][BN]
-  const int tid = threadIdx.x, lane = tid & 31, g = lane >> 2, t = lane & 3;
-  const int wm = (tid >> 5) & 1, wn = tid >> 6;
+  const int tid = threadIdx.x;
+  const Fragment fr = Fragment::of_thread();
   const int Hd = ca.Nout, b = tile.b;
   const int64_t part_row = static_cast<int64_t>(b) * ca.tiles_per_img + blockIdx.x % ca.tiles_per_img;
 
@@ -140,41 +134,34 @@ __global__ void __launch_bounds__(kThreads) attention_mlp_bwd_pre_kernel(
   float acc[2][G::NF][4];
   for (int n0 = 0; n0 < Hd; n0 += BN) {
     tile.run(acc, n0);
-    PAN_UNROLL
-    for (int nf = 0; nf < G::NF; ++nf)
+    fr.cols<BN>([&](int nf, int jn, int col) {
+      const int n = n0 + col;
+      const bool nv = n < Hd;
+      const float bias = nv ? static_cast<float>(qb[static_cast<int64_t>(b) * Hd + n]) +
+                                  (b1 != nullptr ? static_cast<float>(b1[n]) : 0.f)
+                            : 0.f;
+      const float w = nv ? static_cast<float>(w2[n]) : 0.f;
+      float cq = 0.f, cw = 0.f;
+      fr.rows([&](int mf, int h, int m) {
+        int i, j;
+        if (!(tile.row_pixel(m, i, j) && nv)) return;
+        const float pre = acc[mf][nf][2 * h + jn] + bias;
+        const float gsv = gs_s[m];
+        const float gp = pre > 0.f ? gsv * w : 0.f;
+        gpre[((static_cast<int64_t>(b) * ca.H + i) * ca.W + j) * Hd + n] = static_cast<T>(gp);
+        cq += gp;
+        cw += gsv * relu_nan(pre);
+      });
       PAN_UNROLL
-      for (int jn = 0; jn < 2; ++jn) {
-        const int col = wn * (BN / 2) + nf * 8 + 2 * t + jn, n = n0 + col;
-        const bool nv = n < Hd;
-        const float bias = nv ? static_cast<float>(qb[static_cast<int64_t>(b) * Hd + n]) +
-                                    (b1 != nullptr ? static_cast<float>(b1[n]) : 0.f)
-                              : 0.f;
-        const float w = nv ? static_cast<float>(w2[n]) : 0.f;
-        float cq = 0.f, cw = 0.f;
-        PAN_UNROLL
-        for (int mf = 0; mf < 2; ++mf)
-          PAN_UNROLL
-          for (int h = 0; h < 2; ++h) {
-            const int m = wm * 32 + mf * 16 + g + 8 * h;
-            int i, j;
-            if (!(tile.row_pixel(m, i, j) && nv)) continue;
-            const float pre = acc[mf][nf][2 * h + jn] + bias;
-            const float gsv = gs_s[m];
-            const float gp = pre > 0.f ? gsv * w : 0.f;
-            gpre[((static_cast<int64_t>(b) * ca.H + i) * ca.W + j) * Hd + n] = static_cast<T>(gp);
-            cq += gp;
-            cw += gsv * relu_nan(pre);
-          }
-        PAN_UNROLL
-        for (int s = 4; s < 32; s <<= 1) {
-          cq += __shfl_xor_sync(0xffffffffu, cq, s);
-          cw += __shfl_xor_sync(0xffffffffu, cw, s);
-        }
-        if (g == 0) {
-          colq[wm * BN + col] = cq;
-          colw[wm * BN + col] = cw;
-        }
+      for (int s = 4; s < 32; s <<= 1) {
+        cq += __shfl_xor_sync(0xffffffffu, cq, s);
+        cw += __shfl_xor_sync(0xffffffffu, cw, s);
       }
+      if (fr.g == 0) {
+        colq[fr.wm * BN + col] = cq;
+        colw[fr.wm * BN + col] = cw;
+      }
+    });
     __syncthreads();
     for (int c = tid; c < BN; c += kThreads) {
       const int n = n0 + c;
@@ -197,31 +184,24 @@ __global__ void __launch_bounds__(kThreads)
   using G = WarpGemm<P, BN>;
   PAN_DYNAMIC_SMEM(smem);
   ConvTile<P, BN> tile(ca, smem);
-  const int tid = threadIdx.x, lane = tid & 31, g = lane >> 2, t = lane & 3;
-  const int wm = (tid >> 5) & 1, wn = tid >> 6;
+  const Fragment fr = Fragment::of_thread();
   const int C = ca.Nout, b = tile.b;
   T* o = dx.p + b * dx.sb;
   float acc[2][G::NF][4];
   for (int n0 = 0; n0 < C; n0 += BN) {
     tile.run(acc, n0);
-    PAN_UNROLL
-    for (int mf = 0; mf < 2; ++mf)
-      PAN_UNROLL
-      for (int h = 0; h < 2; ++h) {
-        int i, j;
-        if (!tile.row_pixel(wm * 32 + mf * 16 + g + 8 * h, i, j)) continue;
-        const float a = gate ? alpha.at(b, i, j) : 0.f;
-        PAN_UNROLL
-        for (int nf = 0; nf < G::NF; ++nf)
-          PAN_UNROLL
-          for (int jn = 0; jn < 2; ++jn) {
-            const int c = n0 + wn * (BN / 2) + nf * 8 + 2 * t + jn;
-            if (c >= C) continue;
-            float v = acc[mf][nf][2 * h + jn];
-            if (gate) v += go.at(b, c, i, j) * a;
-            o[c * dx.sc + i * dx.sh + j * dx.sw] = static_cast<T>(v);
-          }
-      }
+    fr.rows([&](int mf, int h, int row) {
+      int i, j;
+      if (!tile.row_pixel(row, i, j)) return;
+      const float a = gate ? alpha.at(b, i, j) : 0.f;
+      fr.cols<BN>([&](int nf, int jn, int col) {
+        const int c = n0 + col;
+        if (c >= C) return;
+        float v = acc[mf][nf][2 * h + jn];
+        if (gate) v += go.at(b, c, i, j) * a;
+        o[c * dx.sc + i * dx.sh + j * dx.sw] = static_cast<T>(v);
+      });
+    });
   }
 }
 
@@ -245,7 +225,7 @@ __global__ void __launch_bounds__(kThreads)
   int* coli = rowdx + kBM;                                    // [kBC]
   int* colj = coli + kBC;                                     // [kBC]
 
-  const int tid = threadIdx.x, lane = tid & 31, g = lane >> 2, t = lane & 3;
+  const int tid = threadIdx.x, lane = tid & 31, g = lane >> 2;
   const int wm = (tid >> 5) & 1, wn = tid >> 6;
   const int m0 = (blockIdx.x % mtiles) * kBM, h0 = (blockIdx.x / mtiles) * BN;
   const int M = k * k * C, r = k / 2, HW = H * W;
@@ -317,20 +297,14 @@ __global__ void __launch_bounds__(kThreads)
   }
 
   float* dst = dw_part + static_cast<int64_t>(blockIdx.y) * M * Hd;
-  PAN_UNROLL
-  for (int mf = 0; mf < 2; ++mf)
-    PAN_UNROLL
-    for (int h = 0; h < 2; ++h) {
-      const int mg = m0 + wm * 32 + mf * 16 + g + 8 * h;
-      if (mg >= M) continue;
-      PAN_UNROLL
-      for (int nf = 0; nf < G::NF; ++nf)
-        PAN_UNROLL
-        for (int jn = 0; jn < 2; ++jn) {
-          const int col = h0 + wn * (BN / 2) + nf * 8 + 2 * t + jn;
-          if (col < Hd) dst[static_cast<int64_t>(mg) * Hd + col] = acc[mf][nf][2 * h + jn];
-        }
-    }
+  const Fragment fr = Fragment::of_thread();
+  fr.rows([&](int mf, int h, int row) {
+    const int mg = m0 + row;
+    if (mg >= M) return;
+    fr.cols<BN>([&](int nf, int jn, int col) {
+      if (h0 + col < Hd) dst[static_cast<int64_t>(mg) * Hd + h0 + col] = acc[mf][nf][2 * h + jn];
+    });
+  });
 }
 
 // ---------------------------------------------------------------------------------------------- launchers

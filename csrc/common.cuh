@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <limits>
+#include <optional>
 
 #ifdef PAN_EMULATE
 #include "emu/emu_runtime.h"
@@ -211,6 +212,35 @@ __host__ __device__ inline int conv_smem_bytes(int TH, int TW, int k) {
   return off_bytes + (slots + 2 * BN) * WarpGemm<P, BN>::LDW * 4;
 }
 
+// Where a thread's accumulator elements sit in the CTA's kBM x BN tile (4 warps: 2 along rows (wm) x 2 along
+// columns (wn); see WarpGemm): acc[mf][nf][2 h + jn] is tile row 32 wm + 16 mf + g + 8 h and tile column
+// (BN / 2) wn + 8 nf + 2 t + jn. Every kernel walks its fragment with these two visitors instead of spelling the
+// index math out.
+struct Fragment {
+  int wm, wn, g, t;
+
+  __device__ static Fragment of_thread() {
+    const int tid = threadIdx.x, lane = tid & 31;
+    return {(tid >> 5) & 1, tid >> 6, lane >> 2, lane & 3};
+  }
+  // f(mf, h, row) for the thread's four tile rows
+  template <class F>
+  __device__ __forceinline__ void rows(F&& f) const {
+    PAN_UNROLL
+    for (int mf = 0; mf < 2; ++mf)
+      PAN_UNROLL
+      for (int h = 0; h < 2; ++h) f(mf, h, wm * 32 + mf * 16 + g + 8 * h);
+  }
+  // f(nf, jn, col) for the thread's BN / 8 tile columns
+  template <int BN, class F>
+  __device__ __forceinline__ void cols(F&& f) const {
+    PAN_UNROLL
+    for (int nf = 0; nf < BN / 16; ++nf)
+      PAN_UNROLL
+      for (int jn = 0; jn < 2; ++jn) f(nf, jn, wn * (BN / 2) + nf * 8 + 2 * t + jn);
+  }
+};
+
 // Per-CTA state of the conv main loop; everything lives in dynamic shared memory starting at `smem`.
 template <Prec P, int BN>
 struct ConvTile {
@@ -344,16 +374,14 @@ __device__ __forceinline__ float relu_nan(float v) { return v < 0.f ? 0.f : v; }
 
 // Sum each of a thread's 4 accumulator rows (mma fragment rows g and g+8 of both m-fragments) over the 4 lanes of
 // its quad, and store one partial per row and warp column wn: red[wn * kBM + row], row = wm*32 + mf*16 + g + 8*h.
-__device__ __forceinline__ void store_row_partials(float (&rows)[2][2], float* red, int wm, int wn, int g, int t) {
-  PAN_UNROLL
-  for (int mf = 0; mf < 2; ++mf)
-    PAN_UNROLL
-    for (int h = 0; h < 2; ++h) {
-      float v = rows[mf][h];
-      v += __shfl_xor_sync(0xffffffffu, v, 1);
-      v += __shfl_xor_sync(0xffffffffu, v, 2);
-      if (t == 0) red[wn * kBM + wm * 32 + mf * 16 + g + 8 * h] = v;
-    }
+__device__ __forceinline__ void store_row_partials(float (&rows)[2][2], float* red) {
+  const Fragment fr = Fragment::of_thread();
+  fr.rows([&](int mf, int h, int row) {
+    float v = rows[mf][h];
+    v += __shfl_xor_sync(0xffffffffu, v, 1);
+    v += __shfl_xor_sync(0xffffffffu, v, 2);
+    if (fr.t == 0) red[fr.wn * kBM + row] = v;
+  });
 }
 
 __device__ __forceinline__ float warp_sum(float v) {
@@ -369,6 +397,19 @@ __device__ __forceinline__ void lse_merge(float& m, float& l, float m2, float l2
   m = mn;
 }
 __device__ __forceinline__ void lse_push(float& m, float& l, float v) { lse_merge(m, l, v, 1.f); }
+
+// Merge the running logsumexp (m, l) of one fragment column over the 8 row groups g of the warp (lanes 4 apart) and
+// let lane g == 0 store it: the column's logsumexp over the warp's 32 rows, as (max, sum) at m_out, l_out.
+__device__ __forceinline__ void column_lse_store(float m, float l, float* m_out, float* l_out, int g) {
+  for (int s = 4; s < 32; s <<= 1) {
+    const float m2 = __shfl_xor_sync(0xffffffffu, m, s), l2 = __shfl_xor_sync(0xffffffffu, l, s);
+    lse_merge(m, l, m2, l2);
+  }
+  if (g == 0) {
+    *m_out = m;
+    *l_out = l;
+  }
+}
 __device__ __forceinline__ float lse_value(float m, float l) { return m + logf(l); }
 
 // Deterministic CTA-wide sum; every thread gets the result. scratch: >= kThreads / 32 floats.
@@ -618,6 +659,25 @@ inline void check_x(const char* op, const at::Tensor& x) {
               ": x must have shape [B, C, H, W] with C, H, W >= 1, got ", x.sizes());
   TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kHalf || x.scalar_type() == at::kBFloat16,
               op, ": x must be float32, float16 or bfloat16, got ", x.scalar_type());
+}
+
+// The heads' checks: scores (or their gradient) [B, H, W] like x; the classifier [A, C] (+ [A]); returns A.
+inline void check_scores(const char* op, const char* name, const at::Tensor& s, const at::Tensor& x) {
+  check_like(op, name, s, x);
+  check_shape(op, name, s, {x.size(0), x.size(2), x.size(3)}, "[B, H, W]");
+}
+
+inline int64_t check_classifier(const char* op, const at::Tensor& x, const at::Tensor& cls_weight,
+                                const std::optional<at::Tensor>& cls_bias) {
+  check_like(op, "cls_weight", cls_weight, x);
+  TORCH_CHECK(cls_weight.dim() == 2 && cls_weight.size(1) == x.size(1) && cls_weight.size(0) >= 1, op,
+              ": cls_weight must have shape [A, C=", x.size(1), "] with A >= 1, got ", cls_weight.sizes());
+  const int64_t A = cls_weight.size(0);
+  if (cls_bias.has_value()) {
+    check_like(op, "cls_bias", *cls_bias, x);
+    check_shape(op, "cls_bias", *cls_bias, {A}, "[A]");
+  }
+  return A;
 }
 
 // Run after the device guard is set: the kernels use mma.sync (sm_80+).

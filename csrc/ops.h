@@ -35,4 +35,13 @@ std::tuple<Tensor, Tensor> soft_attention_pool_cuda(const Tensor& x, const Tenso
 std::tuple<Tensor, Tensor> soft_attention_pool_cuda_backward(const Tensor& grad_f_att, const Tensor& grad_alpha,
                                                              const Tensor& x, const Tensor& alpha);
 
+// multilabel_marginal.cu: softmax over space + multi-label (sigmoid) hard marginal
+std::tuple<Tensor, Tensor, Tensor, Tensor> hard_attention_marginal_multilabel_cuda(const Tensor& x,
+                                                                                   const Tensor& scores,
+                                                                                   const Tensor& cls_weight,
+                                                                                   const OptTensor& cls_bias);
+std::tuple<Tensor, Tensor, Tensor, Tensor> hard_attention_marginal_multilabel_cuda_backward(
+    const Tensor& grad_log_p, const Tensor& grad_log_1mp, const Tensor& grad_alpha, const Tensor& x,
+    const Tensor& cls_weight, const OptTensor& cls_bias, const Tensor& stats);
+
 }  // namespace pan

@@ -21,4 +21,9 @@
     " -> (Tensor, Tensor, Tensor, Tensor)")                                                                   \
   X(soft_attention_pool_cuda, "(Tensor x, Tensor scores) -> (Tensor, Tensor)")                                \
   X(soft_attention_pool_cuda_backward,                                                                        \
-    "(Tensor grad_f_att, Tensor grad_alpha, Tensor x, Tensor alpha) -> (Tensor, Tensor)")
+    "(Tensor grad_f_att, Tensor grad_alpha, Tensor x, Tensor alpha) -> (Tensor, Tensor)")                     \
+  X(hard_attention_marginal_multilabel_cuda,                                                                  \
+    "(Tensor x, Tensor scores, Tensor cls_weight, Tensor? cls_bias) -> (Tensor, Tensor, Tensor, Tensor)")     \
+  X(hard_attention_marginal_multilabel_cuda_backward,                                                         \
+    "(Tensor grad_log_p, Tensor grad_log_1mp, Tensor grad_alpha, Tensor x, Tensor cls_weight, Tensor? cls_bias," \
+    " Tensor stats) -> (Tensor, Tensor, Tensor, Tensor)")

@@ -35,8 +35,8 @@ __global__ void __launch_bounds__(kThreads)
   float* cm = rl + 2 * kBM;                                                                   // [2][BN]
   float* cl = cm + 2 * BN;                                                                    // [2][BN]
   float* scratch = cl + 2 * BN;                                                               // [8]
-  const int tid = threadIdx.x, lane = tid & 31, g = lane >> 2, t = lane & 3;
-  const int wm = (tid >> 5) & 1, wn = tid >> 6;
+  const int tid = threadIdx.x;
+  const Fragment fr = Fragment::of_thread();
   const int A = ca.Nout, W = ca.W, HW = ca.H * ca.W, b = tile.b;
   float* st = stats + static_cast<int64_t>(b) * (2 * HW + A);
 
@@ -59,34 +59,24 @@ __global__ void __launch_bounds__(kThreads)
   float acc[2][G::NF][4];
   for (int n0 = 0; n0 < A; n0 += BN) {
     tile.run(acc, n0);
-    PAN_UNROLL
-    for (int nf = 0; nf < G::NF; ++nf)
-      PAN_UNROLL
-      for (int jn = 0; jn < 2; ++jn) {
-        const int n = n0 + wn * (BN / 2) + nf * 8 + 2 * t + jn;
-        if (n >= A) continue;
-        const float bias = bc != nullptr ? static_cast<float>(bc[n]) : 0.f;
-        PAN_UNROLL
-        for (int mf = 0; mf < 2; ++mf)
-          PAN_UNROLL
-          for (int h = 0; h < 2; ++h) lse_push(zm[mf][h], zl[mf][h], acc[mf][nf][2 * h + jn] + bias);
-      }
+    fr.cols<BN>([&](int nf, int jn, int col) {
+      const int n = n0 + col;
+      if (n >= A) return;
+      const float bias = bc != nullptr ? static_cast<float>(bc[n]) : 0.f;
+      fr.rows([&](int mf, int h, int) { lse_push(zm[mf][h], zl[mf][h], acc[mf][nf][2 * h + jn] + bias); });
+    });
   }
-  PAN_UNROLL
-  for (int mf = 0; mf < 2; ++mf)
-    PAN_UNROLL
-    for (int h = 0; h < 2; ++h) {
-      float mm = zm[mf][h], ll = zl[mf][h];
-      for (int s = 1; s < 4; s <<= 1) {
-        const float m2 = __shfl_xor_sync(0xffffffffu, mm, s), l2 = __shfl_xor_sync(0xffffffffu, ll, s);
-        lse_merge(mm, ll, m2, l2);
-      }
-      if (t == 0) {
-        const int row = wm * 32 + mf * 16 + g + 8 * h;
-        rm[wn * kBM + row] = mm;
-        rl[wn * kBM + row] = ll;
-      }
+  fr.rows([&](int mf, int h, int row) {
+    float mm = zm[mf][h], ll = zl[mf][h];
+    for (int s = 1; s < 4; s <<= 1) {
+      const float m2 = __shfl_xor_sync(0xffffffffu, mm, s), l2 = __shfl_xor_sync(0xffffffffu, ll, s);
+      lse_merge(mm, ll, m2, l2);
     }
+    if (fr.t == 0) {
+      rm[fr.wn * kBM + row] = mm;
+      rl[fr.wn * kBM + row] = ll;
+    }
+  });
   __syncthreads();
   if (tid < kBM) {
     float mm = rm[tid], ll = rl[tid];
@@ -102,33 +92,18 @@ __global__ void __launch_bounds__(kThreads)
   float* dst = part + (static_cast<int64_t>(b) * ca.tiles_per_img + blockIdx.x % ca.tiles_per_img) * A;
   for (int n0 = 0; n0 < A; n0 += BN) {
     tile.run(acc, n0);
-    PAN_UNROLL
-    for (int nf = 0; nf < G::NF; ++nf)
-      PAN_UNROLL
-      for (int jn = 0; jn < 2; ++jn) {
-        const int col = wn * (BN / 2) + nf * 8 + 2 * t + jn, n = n0 + col;
-        float cmv = -INFINITY, clv = 0.f;
-        if (n < A) {
-          const float bias = bc != nullptr ? static_cast<float>(bc[n]) : 0.f;
-          PAN_UNROLL
-          for (int mf = 0; mf < 2; ++mf)
-            PAN_UNROLL
-            for (int h = 0; h < 2; ++h) {
-              const int row = wm * 32 + mf * 16 + g + 8 * h;
-              int i, j;
-              if (tile.row_pixel(row, i, j))
-                lse_push(cmv, clv, acc[mf][nf][2 * h + jn] + bias + la_s[row] - lz_s[row]);
-            }
-        }
-        for (int s = 4; s < 32; s <<= 1) {
-          const float m2 = __shfl_xor_sync(0xffffffffu, cmv, s), l2 = __shfl_xor_sync(0xffffffffu, clv, s);
-          lse_merge(cmv, clv, m2, l2);
-        }
-        if (g == 0) {
-          cm[wm * BN + col] = cmv;
-          cl[wm * BN + col] = clv;
-        }
+    fr.cols<BN>([&](int nf, int jn, int col) {
+      const int n = n0 + col;
+      float cmv = -INFINITY, clv = 0.f;
+      if (n < A) {
+        const float bias = bc != nullptr ? static_cast<float>(bc[n]) : 0.f;
+        fr.rows([&](int mf, int h, int row) {
+          int i, j;
+          if (tile.row_pixel(row, i, j)) lse_push(cmv, clv, acc[mf][nf][2 * h + jn] + bias + la_s[row] - lz_s[row]);
+        });
       }
+      column_lse_store(cmv, clv, cm + fr.wm * BN + col, cl + fr.wm * BN + col, fr.g);
+    });
     __syncthreads();
     for (int c = tid; c < BN; c += kThreads) {
       const int n = n0 + c;
@@ -172,8 +147,8 @@ __global__ void __launch_bounds__(kThreads)
   float* u_s = lz_s + kBM;                                                                    // [kBM]
   float* ured = u_s + kBM;                                                                    // [2][kBM]
   float* scratch = ured + 2 * kBM;                                                            // [8]
-  const int tid = threadIdx.x, lane = tid & 31, g = lane >> 2, t = lane & 3;
-  const int wm = (tid >> 5) & 1, wn = tid >> 6;
+  const int tid = threadIdx.x;
+  const Fragment fr = Fragment::of_thread();
   const int A = ca.Nout, W = ca.W, HW = ca.H * ca.W, b = tile.b;
   const float* st = stats + static_cast<int64_t>(b) * (2 * HW + A);
 
@@ -196,26 +171,19 @@ __global__ void __launch_bounds__(kThreads)
   float acc[2][G::NF][4];
   for (int n0 = 0; n0 < A; n0 += BN) {
     tile.run(acc, n0);
-    PAN_UNROLL
-    for (int nf = 0; nf < G::NF; ++nf)
-      PAN_UNROLL
-      for (int jn = 0; jn < 2; ++jn) {
-        const int n = n0 + wn * (BN / 2) + nf * 8 + 2 * t + jn;
-        if (n >= A) continue;
-        const float bias = bc != nullptr ? static_cast<float>(bc[n]) : 0.f;
-        const float gn = gl.at(b, n), lpn = st[2 * HW + n];
-        PAN_UNROLL
-        for (int mf = 0; mf < 2; ++mf)
-          PAN_UNROLL
-          for (int h = 0; h < 2; ++h) {
-            const int row = wm * 32 + mf * 16 + g + 8 * h;
-            int i, j;
-            if (tile.row_pixel(row, i, j))
-              u[mf][h] += gn * expf(la_s[row] - lz_s[row] + acc[mf][nf][2 * h + jn] + bias - lpn);
-          }
-      }
+    fr.cols<BN>([&](int nf, int jn, int col) {
+      const int n = n0 + col;
+      if (n >= A) return;
+      const float bias = bc != nullptr ? static_cast<float>(bc[n]) : 0.f;
+      const float gn = gl.at(b, n), lpn = st[2 * HW + n];
+      fr.rows([&](int mf, int h, int row) {
+        int i, j;
+        if (tile.row_pixel(row, i, j))
+          u[mf][h] += gn * expf(la_s[row] - lz_s[row] + acc[mf][nf][2 * h + jn] + bias - lpn);
+      });
+    });
   }
-  store_row_partials(u, ured, wm, wn, g, t);
+  store_row_partials(u, ured);
   __syncthreads();
   if (tid < kBM) {
     const float uu = ured[tid] + ured[kBM + tid];
@@ -232,26 +200,18 @@ __global__ void __launch_bounds__(kThreads)
   // pass 2: gz
   for (int n0 = 0; n0 < A; n0 += BN) {
     tile.run(acc, n0);
-    PAN_UNROLL
-    for (int nf = 0; nf < G::NF; ++nf)
-      PAN_UNROLL
-      for (int jn = 0; jn < 2; ++jn) {
-        const int n = n0 + wn * (BN / 2) + nf * 8 + 2 * t + jn;
-        if (n >= A) continue;
-        const float bias = bc != nullptr ? static_cast<float>(bc[n]) : 0.f;
-        const float gn = gl.at(b, n), lpn = st[2 * HW + n];
-        PAN_UNROLL
-        for (int mf = 0; mf < 2; ++mf)
-          PAN_UNROLL
-          for (int h = 0; h < 2; ++h) {
-            const int row = wm * 32 + mf * 16 + g + 8 * h;
-            int i, j;
-            if (!tile.row_pixel(row, i, j)) continue;
-            const float lpz = acc[mf][nf][2 * h + jn] + bias - lz_s[row];
-            gz[(static_cast<int64_t>(b) * HW + i * W + j) * A + n] =
-                gn * expf(la_s[row] + lpz - lpn) - expf(lpz) * u_s[row];
-          }
-      }
+    fr.cols<BN>([&](int nf, int jn, int col) {
+      const int n = n0 + col;
+      if (n >= A) return;
+      const float bias = bc != nullptr ? static_cast<float>(bc[n]) : 0.f;
+      const float gn = gl.at(b, n), lpn = st[2 * HW + n];
+      fr.rows([&](int mf, int h, int row) {
+        int i, j;
+        if (!tile.row_pixel(row, i, j)) return;
+        const float lpz = acc[mf][nf][2 * h + jn] + bias - lz_s[row];
+        gz[(static_cast<int64_t>(b) * HW + i * W + j) * A + n] = gn * expf(la_s[row] + lpz - lpn) - expf(lpz) * u_s[row];
+      });
+    });
   }
 }
 
@@ -369,23 +329,6 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // ---------------------------------------------------------------------------------------------- launchers
-
-void check_scores(const char* op, const char* name, const Tensor& s, const Tensor& x) {
-  check_like(op, name, s, x);
-  check_shape(op, name, s, {x.size(0), x.size(2), x.size(3)}, "[B, H, W]");
-}
-
-int64_t check_classifier(const char* op, const Tensor& x, const Tensor& cls_weight, const OptTensor& cls_bias) {
-  check_like(op, "cls_weight", cls_weight, x);
-  TORCH_CHECK(cls_weight.dim() == 2 && cls_weight.size(1) == x.size(1) && cls_weight.size(0) >= 1, op,
-              ": cls_weight must have shape [A, C=", x.size(1), "] with A >= 1, got ", cls_weight.sizes());
-  const int64_t A = cls_weight.size(0);
-  if (cls_bias.has_value()) {
-    check_like(op, "cls_bias", *cls_bias, x);
-    check_shape(op, "cls_bias", *cls_bias, {A}, "[A]");
-  }
-  return A;
-}
 
 }  // namespace
 

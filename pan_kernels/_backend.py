@@ -15,7 +15,7 @@ AUTO_PREFERENCE = {
     "attention_scores": ("triton", "cuda"),
     "hard_attention_marginal": ("triton", "cuda"),
     "soft_attention_pool": ("triton", "cuda"),
-    "hard_attention_marginal_multilabel": ("triton",),
+    "hard_attention_marginal_multilabel": ("triton", "cuda"),
 }
 
 

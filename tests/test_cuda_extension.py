@@ -203,6 +203,9 @@ def _run_ops(ops, op, args, grads_out):
         log_p, alpha, stats = fwd(*a)
         outs = (log_p, alpha)
         grads = list(bwd(*grads_out, a[0], a[2], a[3], stats))
+    elif op == "hard_attention_marginal_multilabel":
+        *outs, stats = fwd(*a)
+        grads = list(bwd(*grads_out, a[0], a[2], a[3], stats))
     else:
         outs = fwd(*a)
         grads = list(bwd(*grads_out, a[0], outs[1]))
@@ -243,7 +246,7 @@ def _mlp_args(B, C, H, W, Hd, k, biases):
 
 def _head_args(op, B, C, H, W, A, bias):
     args = head_inputs(B, C, H, W, A, bias=bias)
-    return args if op == "hard_attention_marginal" else args[:2]
+    return args[:2] if op == "soft_attention_pool" else args
 
 
 @pytest.fixture
@@ -274,7 +277,7 @@ def test_attention_mlp_cuda_exact_fp32(op, k, poison_outputs):
 @needs_gpu
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("B,C,H,W,A,bias,layout", HEAD_CASES)
-@pytest.mark.parametrize("op", ["hard_attention_marginal", "soft_attention_pool"])
+@pytest.mark.parametrize("op", ["hard_attention_marginal", "soft_attention_pool", "hard_attention_marginal_multilabel"])
 def test_spatial_heads_cuda(op, B, C, H, W, A, bias, layout, dtype, poison_outputs):
     _check(op, _head_args(op, B, C, H, W, A, bias), dtype, "cuda", _run_public, layout=layout)
 
@@ -423,7 +426,7 @@ def test_attention_mlp_emulated(op, B, C, H, W, Hd, k, biases, layout, dtype, tf
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("B,C,H,W,A,bias,layout", HEAD_CASES)
-@pytest.mark.parametrize("op", ["hard_attention_marginal", "soft_attention_pool"])
+@pytest.mark.parametrize("op", ["hard_attention_marginal", "soft_attention_pool", "hard_attention_marginal_multilabel"])
 def test_spatial_heads_emulated(op, B, C, H, W, A, bias, layout, dtype, emulated_ops, poison_outputs):
     runner = lambda *a: _run_ops(emulated_ops, *a)  # noqa: E731
     _check(op, _head_args(op, B, C, H, W, A, bias), dtype, "cpu", runner, layout=layout)

@@ -125,7 +125,3 @@ def test_module_constructor_validation():
     with pytest.raises(ValueError, match="num_classes must be an int"):
         pan_kernels.HardAttentionHead(3, 0)
 
-
-def test_multilabel_marginal_on_cuda_backend_says_it_is_not_written_yet():
-    with pytest.raises(RuntimeError, match="backend='cuda' does not implement hard_attention_marginal_multilabel"):
-        pan_kernels.hard_attention_marginal_multilabel(**_head(), backend="cuda")

@@ -10,6 +10,7 @@
 #include <torch/library.h>
 
 #include "../attention_mlp.cu"
+#include "../multilabel_marginal.cu"
 #include "../schemas.h"
 #include "../spatial_attention.cu"
 
