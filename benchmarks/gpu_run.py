@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.quick:
         plan["ops-fp32"] = ([*plan["ops-fp32"][0], "--op", "progressive_attention", "hard_attention_marginal",
-                             "--shape", "MREF-49", "VG-14", "--provider", "eager", "triton", "cuda"], 0.6)
+                             "hard_attention_marginal_multilabel", "--shape", "MREF-49", "VG-14",
+                             "--provider", "eager", "triton", "cuda"], 0.6)
         plan["train"] = ([*plan["train"][0], "--train-variants", "torch", "triton", "cuda", "cuda+graphs",
                           "--train-steps", "10"], 0.4)
     unknown = [name for name in stages if name not in plan]

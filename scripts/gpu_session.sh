@@ -112,7 +112,8 @@ else
 fi
 
 TRITON_CASES="B1-C33-9x11-Hd65-k7-nobias or B2-C40-14x14-A130 or expanded_incoming"
-stage tests-triton 130 "$PY" -m pytest tests/test_triton_ops.py -q -rfE -p no:cacheprovider -k "$TRITON_CASES"
+stage tests-triton 130 "$PY" -m pytest tests/test_triton_ops.py tests/test_multilabel_marginal.py -q -rfE \
+  -p no:cacheprovider -k "$TRITON_CASES or extreme"
 report tests-triton "$(last tests-triton)"
 
 # --------------------------------------------------------------------------------------------- (c) sanitizer
@@ -125,7 +126,7 @@ elif [ -z "$SAN" ]; then
 else
   FILTER=()
   if [ "$DRY" != 1 ] && "$SAN" --help 2>&1 | grep -q -- "--kernel-regex"; then
-    FILTER=(--kernel-regex "kns=attention_mlp|hard_marginal|soft_pool")
+    FILTER=(--kernel-regex "kns=attention_mlp|hard_marginal|soft_pool|multilabel")
   fi
   stage memcheck 60 "$SAN" --tool memcheck "${FILTER[@]}" --error-exitcode 3 --print-limit 20 "$PY" \
     scripts/sanitize_cuda_ops.py
