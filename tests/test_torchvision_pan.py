@@ -9,6 +9,7 @@ import torch
 from pan.models.attach import AttachedPAN, MultiLabelOutput
 from pan.models.outputs import ModelOutput
 from pan.models.torchvision_pan import (
+    VGG_MODEL_NAMES,
     VGG_MODELS,
     build_resnet50_pan,
     build_vgg_pan,
@@ -125,3 +126,19 @@ def test_builder_rejects_bad_stage_names():
     with pytest.raises(ValueError, match="unknown VGG model"):
         build_vgg_pan("stn-x", num_queries=3, num_classes=4)
     assert set(VGG_MODELS) == {"san", "han", "pan-s-ctx", "pan-h-ctx"}
+    assert set(VGG_MODEL_NAMES) == {*VGG_MODELS, "stn-s", "stn-m"}
+
+
+@pytest.mark.parametrize("name", ["stn-s", "stn-m"])
+def test_vgg_stn_baselines_train_and_report_coverage(name):
+    images, query, target = _batch(size=64)
+    model = build_vgg_pan(name, num_queries=5, num_classes=7, backend="torch")
+    assert len(model.transformers) == (5 if name == "stn-m" else 1)
+    loss, out = _train_step_and_eval(model, images, query, target)
+    assert out.log_p.shape == (2, 7) and torch.isfinite(torch.tensor(loss))
+    (coverage,) = out.attention
+    assert coverage.shape == (2, 64, 64)
+    # the transformers start at the identity: every one of the 64 x 64 sampling points lands on the image
+    assert coverage.sum((1, 2)).tolist() == [64 * 64, 64 * 64]
+    backbone = {id(p) for p in model.backbone_parameters()}
+    assert all(id(p) in backbone for t in model.transformers for p in t.loc_net.parameters())

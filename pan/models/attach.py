@@ -96,6 +96,10 @@ class AttachedPAN(nn.Module):
             self.classifier = nn.Linear(c, num_classes)
         self.backend = backend
 
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        """The CNN's own parameters (the stages), e.g. for a smaller learning rate on a pretrained backbone."""
+        return list(self.stages.parameters())
+
     def forward(self, images: Tensor, query: Tensor) -> ModelOutput | MultiLabelOutput:
         maps = []
         f = images

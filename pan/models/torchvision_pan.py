@@ -5,7 +5,8 @@ second example of attaching progressive attention to a stock CNN.
     out = model(images [B, 3, 224, 224], query [B])            # MultiLabelOutput(log_p, log_1mp, attention)
 
 VGG-16 (torchvision's definition, `torchvision.models.vgg16`): PAN[S]+CTX / PAN[H]+CTX attend after pool3 and pool4
-(sigmoid gates) and pool5 (softmax), all with local context delta = 2 (k = 5); SAN / HAN attend once, after pool5.
+(sigmoid gates) and pool5 (softmax), all with local context delta = 2 (k = 5); SAN / HAN attend once, after pool5;
+STN-S / STN-M put query-conditioned spatial transformers in front (pan.models.torchvision_stn).
 ImageNet weights load from a local file only (a torchvision state dict); nothing is downloaded.
 """
 
@@ -29,6 +30,7 @@ VGG_MODELS = {
     "pan-s-ctx": (("pool3", "pool4"), "soft", 2),
     "pan-h-ctx": (("pool3", "pool4"), "hard", 2),
 }
+VGG_MODEL_NAMES = ("stn-s", "stn-m", *VGG_MODELS)
 
 
 def vgg16_stages(vgg: nn.Module) -> OrderedDict[str, nn.Module]:
@@ -72,12 +74,18 @@ def load_backbone_weights(model: nn.Module, path: str | Path) -> None:
 
 
 def build_vgg_pan(name: str, *, num_queries: int, num_classes: int, multilabel: bool = True, prior: bool = False,
-                  weights: str | Path | None = None, backend: str = "auto") -> AttachedPAN:
-    """A VGG-16 PAN / SAN / HAN (one of VGG_MODELS) for `num_queries` object classes and `num_classes` attributes."""
+                  weights: str | Path | None = None, backend: str = "auto") -> nn.Module:
+    """A VGG-16 model by name (VGG_MODEL_NAMES: STN-S / STN-M, SAN, HAN, PAN[S]+CTX, PAN[H]+CTX) for `num_queries`
+    object classes and `num_classes` attributes; `prior` applies to the attention models."""
     import torchvision
 
+    if name in ("stn-s", "stn-m"):
+        from pan.models.torchvision_stn import VGGSTN
+
+        return VGGSTN(name == "stn-m", num_queries=num_queries, num_classes=num_classes, multilabel=multilabel,
+                      weights=weights)
     if name not in VGG_MODELS:
-        raise ValueError(f"unknown VGG model {name!r}; choose one of {', '.join(VGG_MODELS)}")
+        raise ValueError(f"unknown VGG model {name!r}; choose one of {', '.join(VGG_MODEL_NAMES)}")
     vgg = torchvision.models.vgg16(weights=None)
     if weights is not None:
         load_backbone_weights(vgg, weights)

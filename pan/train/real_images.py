@@ -100,7 +100,7 @@ def build_real_model(cfg: RealImageConfig, num_queries: int, num_classes: int, *
 
 def build_optimizer(model, cfg: RealImageConfig) -> torch.optim.Adam:
     """Adam with two parameter groups: the backbone stages at backbone_lr, everything else at lr."""
-    backbone = [p for p in model.stages.parameters()]
+    backbone = model.backbone_parameters()
     ids = {id(p) for p in backbone}
     rest = [p for p in model.parameters() if id(p) not in ids]
     return torch.optim.Adam([{"params": backbone, "lr": cfg.backbone_lr, "name": "backbone"},
