@@ -69,6 +69,13 @@ def test_vg_train_resume_and_eval(tmp_path, capsys):
     assert voc_result["count"] == 2 and 0 <= voc_result["tpr"] <= 1  # person and dog are query classes here
     assert "tvmonitor" in voc_result["unmatched_classes"] and "dog" not in voc_result["unmatched_classes"]
 
+    for dataset, data_dir, split in (("vg", data, "test"), ("voc07", voc, "val")):
+        png = tmp_path / f"{dataset}.png"
+        assert main(["figure", "--dataset", dataset, "--data-dir", str(data_dir), "--split", split, "--checkpoint",
+                     str(tmp_path / "full" / "best.pt"), "--device", "cpu", "--backend", "torch",
+                     "--out", str(png)]) == 0
+        assert png.stat().st_size > 10_000
+
 
 def test_bad_data_dir_and_missing_options(tmp_path, capsys):
     assert _train(tmp_path / "nowhere", tmp_path / "run") == 2

@@ -6,6 +6,10 @@ from pan.cli.argtypes import non_negative_int, positive_int
 
 
 def run(args) -> int:
+    if args.dataset in ("vg", "voc07"):
+        from pan.cli import figure_real
+
+        return figure_real.run(args)
     from pan.data import DEFAULT_CACHE_DIR, make_dataset
     from pan.train import load_model
     from pan.train.distributed import resolve_device
@@ -36,7 +40,9 @@ def register(subparsers, name: str, help: str) -> None:
 
     p = subparsers.add_parser(name, help=help, description=help)
     p.add_argument("--checkpoint", required=True, help="a checkpoint written by pan train (e.g. runs/NAME/best.pt)")
-    p.add_argument("--dataset", choices=DATASETS, help="default: the checkpoint's dataset")
+    p.add_argument("--dataset", choices=(*DATASETS, "vg", "voc07"),
+                   help="default: the checkpoint's dataset; vg / voc07 read a local copy in --data-dir")
+    p.add_argument("--data-dir", default=None, help="local Visual Genome or VOC 2007 copy (with --dataset vg|voc07)")
     p.add_argument("--split", choices=SPLITS, default="test")
     p.add_argument("--examples", type=non_negative_int, nargs="+",
                    help="example indices, one row each (default: one example from each of the first 4 images)")
