@@ -61,14 +61,26 @@ def attention_figure(model: nn.Module, dataset, indices, path: str | Path, *, de
         axes[r, 0].contour(masks[r].cpu().numpy(), levels=[0.5], colors="cyan", linewidths=0.6)
         axes[r, 0].set_xlabel(f"q: {dataset.query[i]}  a: {COLOR_NAMES[dataset.answer[i]]}\n"
                               f"pred: {COLOR_NAMES[pred[r]]} {'✓' if ok else '✗'}", fontsize=7)
-        for c, layer in enumerate(layers):
-            axes[r, 1 + c].imshow(rgb[r] * 0.35)
-            axes[r, 1 + c].imshow(layer[r] / max(layer[r].max(), 1e-12), cmap="inferno", alpha=0.75, vmin=0, vmax=1)
-            if r == 0:
-                axes[r, 1 + c].set_title(f"attention {c + 1}", fontsize=8)
-        axes[r, -1].imshow(combined[r], cmap="inferno")
-        if r == 0:
-            axes[r, -1].set_title("combined", fontsize=8)
+        draw_attention_panels(axes[r], rgb[r], [layer[r] for layer in layers], combined[r], titles=r == 0)
+    return save_figure(fig, axes, path, title)
+
+
+def draw_attention_panels(row, rgb, layers, combined, *, titles: bool) -> None:
+    """Columns 1.. of one figure row: each layer's map over the dimmed image, then the combined attention."""
+    for c, layer in enumerate(layers):
+        row[1 + c].imshow(rgb * 0.35)
+        row[1 + c].imshow(layer / max(layer.max(), 1e-12), cmap="inferno", alpha=0.75, vmin=0, vmax=1)
+        if titles:
+            row[1 + c].set_title(f"attention {c + 1}", fontsize=8)
+    row[-1].imshow(combined, cmap="inferno")
+    if titles:
+        row[-1].set_title("combined", fontsize=8)
+
+
+def save_figure(fig, axes, path: str | Path, title: str) -> Path:
+    """Strip the ticks, add the title, write the PNG (parent folders made), close the figure; returns the path."""
+    import matplotlib.pyplot as plt
+
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])

@@ -13,7 +13,7 @@ from torch import nn
 from pan.data.real_images import IMAGENET_MEAN, IMAGENET_STD
 from pan.evaluation.real_images import cell_geometries
 from pan.evaluation.tpr import image_attention
-from pan.viz.figures import upsample_to_image
+from pan.viz.figures import draw_attention_panels, save_figure, upsample_to_image
 
 
 @torch.no_grad()
@@ -48,22 +48,5 @@ def real_attention_figure(model: nn.Module, dataset, indices, path: str | Path, 
             best = out.log_p[r].float().topk(min(top, len(attribute_names))).indices.tolist()
             label += f"\ntrue: {', '.join(truth)}\npred: {', '.join(attribute_names[a] for a in best)}"
         axes[r, 0].set_xlabel(label, fontsize=7)
-        for c, layer in enumerate(layers):
-            axes[r, 1 + c].imshow(rgb[r] * 0.35)
-            axes[r, 1 + c].imshow(layer[r] / max(layer[r].max(), 1e-12), cmap="inferno", alpha=0.75, vmin=0, vmax=1)
-            if r == 0:
-                axes[r, 1 + c].set_title(f"attention {c + 1}", fontsize=8)
-        axes[r, -1].imshow(combined[r], cmap="inferno")
-        if r == 0:
-            axes[r, -1].set_title("combined", fontsize=8)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+        draw_attention_panels(axes[r], rgb[r], [layer[r] for layer in layers], combined[r], titles=r == 0)
+    return save_figure(fig, axes, path, title)

@@ -27,6 +27,7 @@ from pan_kernels.ops.spatial_attention_triton import (
     _dense,
     _logits_tile,
     _pixel_offset,
+    _pixel_splits,
     _split_softmax,
 )
 
@@ -217,9 +218,7 @@ def hard_attention_marginal_multilabel_fwd(
         return log_p, log_1mp, alpha, stats
     gpu = _launch.on_gpu(x)
     block_p, block_c, block_a = _blocks(C, A, gpu)
-    splits = max(1, min(triton.cdiv(HW, block_p), triton.cdiv(_launch.num_programs_target(x), B)))
-    p_per_split = triton.cdiv(triton.cdiv(HW, splits), block_p) * block_p
-    splits = triton.cdiv(HW, p_per_split)
+    splits, p_per_split = _pixel_splits(x, B, HW, block_p)
     part = torch.empty((B, splits, 2, A), device=x.device, dtype=torch.float32)
     wc = cls_weight.contiguous()
     _ml_fwd_kernel[(splits, B)](

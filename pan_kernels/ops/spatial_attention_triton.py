@@ -283,6 +283,14 @@ def _blocks(C: int, A: int, gpu: bool) -> tuple[int, int, int]:
     return block_p, block_c, block_a
 
 
+def _pixel_splits(x: Tensor, B: int, HW: int, block_p: int) -> tuple[int, int]:
+    """(splits, pixels per split) of a per-sample pixel loop: whole pixel blocks, and enough splits for the GPU
+    (B programs alone leave most SMs idle at VG-14, B = 32); every split holds at least one pixel."""
+    splits = max(1, min(triton.cdiv(HW, block_p), triton.cdiv(_launch.num_programs_target(x), B)))
+    p_per_split = triton.cdiv(triton.cdiv(HW, splits), block_p) * block_p
+    return triton.cdiv(HW, p_per_split), p_per_split
+
+
 def hard_attention_marginal_fwd(
     x: Tensor, scores: Tensor, cls_weight: Tensor, cls_bias: Tensor | None
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -295,10 +303,7 @@ def hard_attention_marginal_fwd(
     if B == 0:
         return log_p, alpha, stats
     block_p, block_c, block_a = _blocks(C, A, _launch.on_gpu(x))
-    # one pixel block per split at the least: B programs alone leave most SMs idle at VG-14 (B = 32)
-    splits = max(1, min(triton.cdiv(HW, block_p), triton.cdiv(_launch.num_programs_target(x), B)))
-    p_per_split = triton.cdiv(triton.cdiv(HW, splits), block_p) * block_p
-    splits = triton.cdiv(HW, p_per_split)
+    splits, p_per_split = _pixel_splits(x, B, HW, block_p)
     part = torch.empty((B, splits, A), device=x.device, dtype=torch.float32)
     wc = cls_weight.contiguous()
     _hard_marginal_fwd_kernel[(splits, B)](
