@@ -11,25 +11,26 @@ from tests.helpers import fp32_pair_tol
 
 
 class TinyPAN(nn.Module):
-    """conv -> gated attention with context -> scores -> hard (or soft) head: every op of the library."""
+    """conv -> gated attention with context -> scores -> hard, soft or multi-label head: every op of the library."""
 
     def __init__(self, backend: str, head: str):
         super().__init__()
         self.conv = nn.Conv2d(3, 8, 3)
         self.gate = pan_kernels.ProgressiveAttention(8, 16, num_queries=4, context=1, backend=backend)
         self.scores = pan_kernels.ProgressiveAttention(8, 16, num_queries=4, gate="none", backend=backend)
-        head_cls = pan_kernels.HardAttentionHead if head == "hard" else pan_kernels.SoftAttentionHead
+        head_cls = {"hard": pan_kernels.HardAttentionHead, "soft": pan_kernels.SoftAttentionHead,
+                    "multilabel": pan_kernels.MultiLabelAttentionHead}[head]
         self.head = head_cls(8, 5, backend=backend)
 
     def forward(self, image, query):
         f = torch.relu(self.conv(image))
         f, alpha1 = self.gate(f, query)
         f, s = self.scores(f, query)
-        log_p, alpha2 = self.head(f, s)
-        return log_p, alpha1, alpha2
+        *log_ps, alpha2 = self.head(f, s)
+        return log_ps[0], alpha1, alpha2, *log_ps[1:]  # the multi-label head adds log(1 - p)
 
 
-@pytest.mark.parametrize("head", ["hard", "soft"])
+@pytest.mark.parametrize("head", ["hard", "soft", "multilabel"])
 @pytest.mark.parametrize("backend", ["triton", "torch"])
 def test_compile_fullgraph_matches_eager(backend, head, device):
     torch._dynamo.reset()
@@ -37,10 +38,10 @@ def test_compile_fullgraph_matches_eager(backend, head, device):
     image, query = torch.randn(3, 3, 9, 8, device=device), torch.randint(0, 4, (3,), device=device)
     compiled = torch.compile(model, fullgraph=True)
     outs_eager = model(image, query)
-    loss_eager = -outs_eager[0][:, 0].mean() + outs_eager[1].square().mean()
+    loss_eager = -outs_eager[0][:, 0].mean() + outs_eager[1].square().mean() - outs_eager[-1][:, 1].mean()
     grads_eager = torch.autograd.grad(loss_eager, list(model.parameters()))
     outs = compiled(image, query)
-    loss = -outs[0][:, 0].mean() + outs[1].square().mean()
+    loss = -outs[0][:, 0].mean() + outs[1].square().mean() - outs[-1][:, 1].mean()
     grads = torch.autograd.grad(loss, list(model.parameters()))
     for a, b in zip(outs, outs_eager):
         torch.testing.assert_close(a, b, **fp32_pair_tol(device))
