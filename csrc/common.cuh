@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <limits>
 #include <optional>
+#include <tuple>
 
 #ifdef PAN_EMULATE
 #include "emu/emu_runtime.h"
@@ -678,6 +679,24 @@ inline int64_t check_classifier(const char* op, const at::Tensor& x, const at::T
     check_shape(op, "cls_bias", *cls_bias, {A}, "[A]");
   }
   return A;
+}
+
+// The saved statistics of a hard marginal: float32 [B, cols] on the device of x.
+inline void check_stats(const char* op, const at::Tensor& stats, const at::Tensor& x, int64_t cols, const char* doc) {
+  TORCH_CHECK(on_kernel_device(stats) && stats.device() == x.device(), op,
+              ": stats must be on the device of x (", x.device(), "), got ", stats.device());
+  TORCH_CHECK(stats.scalar_type() == at::kFloat, op, ": stats must be float32, got ", stats.scalar_type());
+  check_shape(op, "stats", stats, {x.size(0), cols}, doc);
+}
+
+// The classifier side of a hard marginal's backward from the fp32 logit gradients gz [B*H*W, A]: writes
+// dx = gz Wc into dx (any layout) and returns (dWc = gz^T x, dbc = sum gz) in x's dtype; plain fp32 matmuls.
+inline std::tuple<at::Tensor, at::Tensor> marginal_classifier_grads(const at::Tensor& gz, const at::Tensor& x,
+                                                                   const at::Tensor& wc, at::Tensor& dx) {
+  const int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  dx.copy_(at::matmul(gz, wc.to(at::kFloat)).view({B, H, W, C}).permute({0, 3, 1, 2}));
+  const at::Tensor x_rows = x.permute({0, 2, 3, 1}).reshape({B * H * W, C}).to(at::kFloat);
+  return {at::matmul(gz.t(), x_rows).to(x.scalar_type()), gz.sum(0).to(x.scalar_type())};
 }
 
 // Run after the device guard is set: the kernels use mma.sync (sm_80+).

@@ -384,10 +384,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> hard_attention_marginal_cuda_backward
   check_like(op, "grad_log_p", grad_log_p, x);
   check_shape(op, "grad_log_p", grad_log_p, {B, A}, "[B, A]");
   check_scores(op, "grad_alpha", grad_alpha, x);
-  TORCH_CHECK(on_kernel_device(stats) && stats.device() == x.device(), op,
-              ": stats must be on the device of x (", x.device(), "), got ", stats.device());
-  TORCH_CHECK(stats.scalar_type() == at::kFloat, op, ": stats must be float32, got ", stats.scalar_type());
-  check_shape(op, "stats", stats, {B, 2 * HW + A}, "[B, 2*H*W + A]");
+  check_stats(op, stats, x, 2 * HW + A, "[B, 2*H*W + A]");
 #ifndef PAN_EMULATE
   const c10::cuda::OptionalCUDAGuard guard(x.device());
 #endif
@@ -417,12 +414,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> hard_attention_marginal_cuda_backward
                  gz.data_ptr<float>());
     });
   });
-  // dx = grad_z Wc and dWc = grad_z^T x, dbc = sum grad_z: plain fp32 matmuls on the workspace
-  const Tensor x_rows = x.permute({0, 2, 3, 1}).reshape({B * HW, C}).to(at::kFloat);
-  const Tensor dx_rows = at::matmul(gz, wc.to(at::kFloat));  // [B*HW, C]
-  dx.copy_(dx_rows.view({B, H, W, C}).permute({0, 3, 1, 2}));
-  const auto dtype = x.scalar_type();
-  return {dx, ds, at::matmul(gz.t(), x_rows).to(dtype), gz.sum(0).to(dtype)};
+  auto [dwc, dbc] = marginal_classifier_grads(gz, x, wc, dx);
+  return {dx, ds, dwc, dbc};
 }
 
 std::tuple<Tensor, Tensor> soft_attention_pool_cuda(const Tensor& x, const Tensor& scores) {
