@@ -69,6 +69,15 @@ def test_vg_train_resume_and_eval(tmp_path, capsys):
     assert voc_result["count"] == 2 and 0 <= voc_result["tpr"] <= 1  # person and dog are query classes here
     assert "tvmonitor" in voc_result["unmatched_classes"] and "dog" not in voc_result["unmatched_classes"]
 
+    capsys.readouterr()
+    assert main(["table", "--results", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "Table 2" in printed
+    vg_row = next(line for line in printed.splitlines() if line.startswith("| pan-h-ctx | w/o |"))
+    cells = [c.strip() for c in vg_row.strip("|").split("|")]
+    assert float(cells[2]) == pytest.approx(100 * result["weighted_map"], abs=0.01)
+    assert float(cells[4]) == pytest.approx(100 * voc_result["tpr"], abs=0.01)
+
     for dataset, data_dir, split in (("vg", data, "test"), ("voc07", voc, "val")):
         png = tmp_path / f"{dataset}.png"
         assert main(["figure", "--dataset", dataset, "--data-dir", str(data_dir), "--split", split, "--checkpoint",

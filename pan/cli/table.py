@@ -1,5 +1,6 @@
 """`pan table`: our Table 1 next to the paper's numbers, from `pan eval` JSON files under a directory or from a
-committed Table 1 result file (benchmarks/results/table1-*.json); `--write FILE` turns runs into such a file."""
+committed Table 1 result file (benchmarks/results/table1-*.json); `--write FILE` turns runs into such a file.
+Visual Genome runs under the directory are printed first as our Table 2 (pan.evaluation.table2)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,14 @@ def run(args) -> int:
     else:
         print(f"pan table: --results {source} is neither a directory of runs nor a Table 1 JSON file")
         return 2
+    if source.is_dir():
+        from pan.evaluation.table2 import collect_table2, format_table2
+
+        table2 = collect_table2(source)
+        if table2:
+            print(f"Table 2 (Visual Genome / VOC 2007), {len(table2)} run(s) under {source}; the paper's Table 2 "
+                  "numbers are not recorded in this library, so only ours:")
+            print(format_table2(table2) + "\n")
     print(format_table(results))
     recipes = sorted({r.get("recipe") for r in results.values() if r.get("recipe")})
     steps = sorted({r.get("steps") for r in results.values() if r.get("steps")})

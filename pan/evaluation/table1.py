@@ -27,6 +27,8 @@ def collect_rows(root: str | Path, split: str = "test") -> list[dict]:
     for config_path in sorted(Path(root).rglob("config.json")):
         run = config_path.parent
         config = json.loads(config_path.read_text())
+        if config.get("kind") == "real-images":  # Visual Genome runs belong to Table 2 (pan.evaluation.table2)
+            continue
         eval_path = run / f"eval_{config['dataset']}_{split}.json"
         summary_path = run / "summary.json"
         if not (eval_path.is_file() and summary_path.is_file()):
