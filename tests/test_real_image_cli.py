@@ -48,6 +48,9 @@ def test_vg_train_resume_and_eval(tmp_path, capsys):
     # one epoch, then resume to two: the same weights as two epochs in one go
     assert _train(data, tmp_path / "split", "--epochs", "1") == 0
     assert _train(data, tmp_path / "split", "--epochs", "2", "--resume") == 0
+    capsys.readouterr()
+    assert _train(data, tmp_path / "split", "--epochs", "2") == 2  # a finished run is never silently restarted
+    assert "already holds a run" in capsys.readouterr().err
     full = torch.load(tmp_path / "full" / "last.pt", weights_only=True)
     split = torch.load(tmp_path / "split" / "last.pt", weights_only=True)
     assert full["state"]["epoch"] == split["state"]["epoch"] == 2
