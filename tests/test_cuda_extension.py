@@ -108,7 +108,12 @@ def test_setup_builds_the_extension_when_it_can(monkeypatch):
     monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", "9.0")  # restored after the test
     exts, cmdclass = setup._cuda_extension()
     assert [e.name for e in exts] == ["pan_kernels._C"] and "build_ext" in cmdclass
-    assert exts[0].sources == ["csrc/attention_mlp.cu", "csrc/pan_kernels.cpp", "csrc/spatial_attention.cu"]
+    assert exts[0].sources == [
+        "csrc/attention_mlp.cu",
+        "csrc/multilabel_marginal.cu",
+        "csrc/pan_kernels.cpp",
+        "csrc/spatial_attention.cu",
+    ]
     flags = exts[0].extra_compile_args
     assert not any(f.startswith("-std=") for f in flags["cxx"] + flags["nvcc"]), "torch picks the C++ standard"
 
