@@ -9,6 +9,7 @@
 // (pass 1), then grad_z = alpha sigmoid(z) sigmoid(-z) (G_a / p_a - H_a / (1 - p_a)) into an fp32 workspace
 // (pass 2); dx = grad_z Wc and dWc = grad_z^T x are matmuls, as for hard_attention_marginal.
 #include "common.cuh"
+#include "marginal_host.cuh"
 #include "ops.h"
 
 namespace pan {
@@ -192,41 +193,33 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> hard_attention_marginal_multilabel_cu
                                                                                    const Tensor& cls_weight,
                                                                                    const OptTensor& cls_bias) {
   const char* op = "hard_attention_marginal_multilabel_cuda";
-  check_x(op, x);
+  const MarginalProblem m = marginal_problem(op, x, cls_weight, cls_bias);
   check_scores(op, "scores", scores, x);
-  const int64_t A = check_classifier(op, x, cls_weight, cls_bias);
-  const int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), HW = H * W;
-  TORCH_CHECK(B * HW < (int64_t(1) << 31) && A * C < (int64_t(1) << 31), op, ": x is too large, got ", x.sizes());
 #ifndef PAN_EMULATE
   const c10::cuda::OptionalCUDAGuard guard(x.device());
 #endif
   check_arch(op);
+  const int64_t A = m.A, B = m.B, HW = m.HW;
   Tensor log_p = poisoned(at::empty({B, A}, x.options()));
   Tensor log_1mp = poisoned(at::empty({B, A}, x.options()));
-  Tensor alpha = poisoned(at::empty({B, H, W}, x.options()));
+  Tensor alpha = poisoned(at::empty({B, m.H, m.W}, x.options()));
   Tensor stats = poisoned(at::empty({B, HW + 2 * A}, x.options().dtype(at::kFloat)));
   if (B == 0) return {log_p, log_1mp, alpha, stats};
-  const Tensor wc = cls_weight.contiguous();  // [1, A, C]: the k = 1 packed weight of the conv main loop
-  const Tensor bc = cls_bias.has_value() ? cls_bias->contiguous() : Tensor();
-  const TileGeom tg = choose_tiles(H, W, 1);
-  const int64_t ntiles = static_cast<int64_t>(tg.tiles_x) * tg.tiles_y;
-  Tensor part = poisoned(at::empty({B, ntiles, 2, A}, x.options().dtype(at::kFloat)));
-  dispatch_prec(x, op, [&](auto ptag) {
+  Tensor part = poisoned(at::empty({B, m.ntiles, 2, A}, x.options().dtype(at::kFloat)));
+  dispatch_marginal(op, x, m, [&](auto ptag, auto btag, const ConvArgs& ca) {
     constexpr Prec P = decltype(ptag)::value;
+    constexpr int BN = decltype(btag)::value;
     using T = scalar_of<P>;
-    dispatch_bn(A, [&](auto btag) {
-      constexpr int BN = decltype(btag)::value;
-      const ConvArgs ca = make_conv_args(x.data_ptr(), x.stride(0), x.stride(1), x.stride(2), x.stride(3),
-                                         wc.data_ptr(), C, A, H, W, 1, tg);
-      const int smem = conv_smem_bytes<P, BN>(tg.TH, tg.TW, 1) + (kBM + 8 * BN + 8) * 4;
-      auto kernel = multilabel_fwd_kernel<P, BN>;
-      set_smem_limit<multilabel_fwd_kernel<P, BN>>(smem);
-      PAN_LAUNCH(kernel, dim3(grid_1d(B * ntiles, op)), dim3(kThreads), smem, ca,
-                 bc.defined() ? static_cast<const T*>(bc.data_ptr()) : nullptr, strided3<T>(scores),
-                 static_cast<T*>(alpha.data_ptr()), stats.data_ptr<float>(), part.data_ptr<float>());
-    });
+    const int smem = conv_smem_bytes<P, BN>(m.tg.TH, m.tg.TW, 1) + (kBM + 8 * BN + 8) * 4;
+    auto kernel = multilabel_fwd_kernel<P, BN>;
+    set_smem_limit<multilabel_fwd_kernel<P, BN>>(smem);
+    PAN_LAUNCH(kernel, dim3(grid_1d(B * m.ntiles, op)), dim3(kThreads), smem, ca, m.bias<T>(), strided3<T>(scores),
+               static_cast<T*>(alpha.data_ptr()), stats.data_ptr<float>(), part.data_ptr<float>());
+  });
+  dispatch_dtype(x, op, [&](auto ptag) {
+    using T = scalar_of<decltype(ptag)::value>;
     PAN_LAUNCH(multilabel_merge_kernel<T>, dim3(grid_1d(B, op)), dim3(kThreads), 0,
-               static_cast<const float*>(part.data_ptr<float>()), static_cast<int>(ntiles), static_cast<int>(A),
+               static_cast<const float*>(part.data_ptr<float>()), static_cast<int>(m.ntiles), static_cast<int>(A),
                static_cast<int>(HW), stats.data_ptr<float>(), static_cast<T*>(log_p.data_ptr()),
                static_cast<T*>(log_1mp.data_ptr()));
   });
@@ -237,46 +230,29 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> hard_attention_marginal_multilabel_cu
     const Tensor& grad_log_p, const Tensor& grad_log_1mp, const Tensor& grad_alpha, const Tensor& x,
     const Tensor& cls_weight, const OptTensor& cls_bias, const Tensor& stats) {
   const char* op = "hard_attention_marginal_multilabel_cuda_backward";
-  check_x(op, x);
-  const int64_t A = check_classifier(op, x, cls_weight, cls_bias);
-  const int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), HW = H * W;
+  const MarginalProblem m = marginal_problem(op, x, cls_weight, cls_bias);
   check_like(op, "grad_log_p", grad_log_p, x);
-  check_shape(op, "grad_log_p", grad_log_p, {B, A}, "[B, A]");
+  check_shape(op, "grad_log_p", grad_log_p, {m.B, m.A}, "[B, A]");
   check_like(op, "grad_log_1mp", grad_log_1mp, x);
-  check_shape(op, "grad_log_1mp", grad_log_1mp, {B, A}, "[B, A]");
+  check_shape(op, "grad_log_1mp", grad_log_1mp, {m.B, m.A}, "[B, A]");
   check_scores(op, "grad_alpha", grad_alpha, x);
-  check_stats(op, stats, x, HW + 2 * A, "[B, H*W + 2*A]");
+  check_stats(op, stats, x, m.HW + 2 * m.A, "[B, H*W + 2*A]");
 #ifndef PAN_EMULATE
   const c10::cuda::OptionalCUDAGuard guard(x.device());
 #endif
   check_arch(op);
-  Tensor dx = poisoned(at::empty_like(x));
-  Tensor ds = poisoned(at::empty({B, H, W}, x.options()));
-  if (B == 0) return {dx, ds, at::zeros({A, C}, x.options()), at::zeros({A}, x.options())};
   const Tensor st = stats.contiguous();
-  const Tensor wc = cls_weight.contiguous();
-  const Tensor bc = cls_bias.has_value() ? cls_bias->contiguous() : Tensor();
-  const TileGeom tg = choose_tiles(H, W, 1);
-  const int64_t ntiles = static_cast<int64_t>(tg.tiles_x) * tg.tiles_y;
-  Tensor gz = poisoned(at::empty({B * HW, A}, x.options().dtype(at::kFloat)));
-  dispatch_prec(x, op, [&](auto ptag) {
+  return marginal_backward(op, x, m, [&](auto ptag, auto btag, const ConvArgs& ca, Tensor& ds, Tensor& gz) {
     constexpr Prec P = decltype(ptag)::value;
+    constexpr int BN = decltype(btag)::value;
     using T = scalar_of<P>;
-    dispatch_bn(A, [&](auto btag) {
-      constexpr int BN = decltype(btag)::value;
-      const ConvArgs ca = make_conv_args(x.data_ptr(), x.stride(0), x.stride(1), x.stride(2), x.stride(3),
-                                         wc.data_ptr(), C, A, H, W, 1, tg);
-      const int smem = conv_smem_bytes<P, BN>(tg.TH, tg.TW, 1) + (3 * kBM + 8) * 4;
-      auto kernel = multilabel_bwd_kernel<P, BN>;
-      set_smem_limit<multilabel_bwd_kernel<P, BN>>(smem);
-      PAN_LAUNCH(kernel, dim3(grid_1d(B * ntiles, op)), dim3(kThreads), smem, ca,
-                 bc.defined() ? static_cast<const T*>(bc.data_ptr()) : nullptr, st.data_ptr<float>(),
-                 strided2<T>(grad_log_p), strided2<T>(grad_log_1mp), strided3<T>(grad_alpha),
-                 static_cast<T*>(ds.data_ptr()), gz.data_ptr<float>());
-    });
+    const int smem = conv_smem_bytes<P, BN>(m.tg.TH, m.tg.TW, 1) + (3 * kBM + 8) * 4;
+    auto kernel = multilabel_bwd_kernel<P, BN>;
+    set_smem_limit<multilabel_bwd_kernel<P, BN>>(smem);
+    PAN_LAUNCH(kernel, dim3(grid_1d(m.B * m.ntiles, op)), dim3(kThreads), smem, ca, m.bias<T>(),
+               st.data_ptr<float>(), strided2<T>(grad_log_p), strided2<T>(grad_log_1mp), strided3<T>(grad_alpha),
+               static_cast<T*>(ds.data_ptr()), gz.data_ptr<float>());
   });
-  auto [dwc, dbc] = marginal_classifier_grads(gz, x, wc, dx);
-  return {dx, ds, dwc, dbc};
 }
 
 }  // namespace pan
