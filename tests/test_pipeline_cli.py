@@ -116,23 +116,26 @@ def test_resume_from_unreadable_checkpoint_exits_2(broken_checkpoints, tmp_path,
 
 
 def test_demo_end_to_end_on_a_tiny_recipe(tmp_path, monkeypatch, capsys):
-    """`pan demo` with the cpu preset shrunk: trains, evaluates against both baselines, draws, writes demo.json."""
+    """`pan demo` with the demo recipe shrunk (the gate-sparsity term on from the first epoch): trains, evaluates
+    against both baselines, draws, writes demo.json."""
     from pan.train import recipes
 
     monkeypatch.setenv("PAN_CACHE_DIR", str(tmp_path / "cache"))
-    tiny = {**recipes.RECIPES["cpu"], "num_train": 64, "num_val": 20, "max_epochs": 1, "batch_size": 32}
-    monkeypatch.setitem(recipes.RECIPES, "cpu", tiny)
-    monkeypatch.setattr("pan.cli.demo.PRESETS", {"cpu": ("cpu", 20), "full": ("paper", 20)})
+    tiny = {**recipes.RECIPES["demo"], "num_train": 64, "num_val": 20, "max_epochs": 1, "batch_size": 32,
+            "gate_sparsity_start": 0}
+    monkeypatch.setitem(recipes.RECIPES, "demo", tiny)
+    monkeypatch.setattr("pan.cli.demo.PRESETS", {"cpu": ("demo", 20), "full": ("paper", 20)})
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--device", "cpu", "--backend", "torch", "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "query-blind answer" in printed and "uniform attention" in printed
     report = json.loads((out / "demo.json").read_text())
-    assert report["recipe"] == "cpu" and report["header"]["git_sha"]
+    assert report["recipe"] == "demo" and report["header"]["git_sha"]
     assert 0 <= report["query_blind_accuracy"] <= 1 and 0 < report["uniform_tpr"] < 0.2
     assert (out / "attention.png").read_bytes()[:4] == b"\x89PNG"
     config = json.loads((out / "config.json").read_text())
     assert (config["optimizer"], config["amp"], config["channels_last"]) == ("adam", True, True)
+    assert (config["gate_sparsity"], config["gate_sparsity_start"]) == (0.1, 0)
 
 
 def test_table1_file_round_trip(tiny_run, tmp_path, monkeypatch, capsys):

@@ -12,7 +12,7 @@ __all__ = ["TrainConfig", "RESUME_FIELDS", "COMPILE_MODES", "OPTIMIZERS"]
 RESUME_FIELDS = ("model", "dataset", "num_train", "num_val", "seed", "data_seed", "optimizer", "lr", "batch_size",
                  "clip_norm",
                  "decay_start", "decay_every", "decay_factor", "rmsprop_alpha", "rmsprop_eps", "train_file",
-                 "val_file")
+                 "val_file", "gate_sparsity", "gate_sparsity_start")
 OPTIMIZERS = ("rmsprop", "adam")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 _DATASETS = ("mref", "mdist", "mbg")
@@ -35,7 +35,9 @@ class TrainConfig:
     clipping at ``clip_norm`` (None: off), lr x ``decay_factor`` after epoch ``decay_start`` and every
     ``decay_every`` epochs after that (see ``pan.train.lr_at_epoch``), early stopping when validation accuracy has not
     improved for ``patience`` epochs, at most ``max_epochs`` epochs. ``seed`` sets the initialisation and the batch
-    order.
+    order. ``gate_sparsity`` > 0 adds that weight times `pan.train.regularizers.gate_sparsity` of the model's
+    sigmoid gates (none in SAN, HAN, the STNs, Uniform: the term is 0) to the loss from epoch
+    ``gate_sparsity_start`` + 1 on (the ``demo`` recipe's; the paper has none).
 
     Execution: ``device`` ("auto": cuda when available), ``backend`` (pan_kernels backend of the attention layers),
     ``compile`` (torch.compile, ``compile_mode``), ``amp`` (bf16 autocast), ``channels_last`` (NHWC
@@ -67,6 +69,8 @@ class TrainConfig:
     clip_norm: float | None = 5.0
     rmsprop_alpha: float = 0.99
     rmsprop_eps: float = 1e-8
+    gate_sparsity: float = 0.0
+    gate_sparsity_start: int = 0
     compile: bool = False
     compile_mode: str = "default"
     amp: bool = False
@@ -101,7 +105,7 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("seed", "data_seed", "max_epochs", "patience", "decay_start"):
+        for name in ("seed", "data_seed", "max_epochs", "patience", "decay_start", "gate_sparsity_start"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
@@ -111,6 +115,9 @@ class TrainConfig:
                 raise ValueError(f"{name} must be None or an integer >= {low}, got {value!r}")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if not (isinstance(self.gate_sparsity, (int, float)) and math.isfinite(self.gate_sparsity)
+                and self.gate_sparsity >= 0):
+            raise ValueError(f"gate_sparsity must be a non-negative number, got {self.gate_sparsity!r}")
         if not (0 < self.decay_factor <= 1):
             raise ValueError(f"decay_factor must be in (0, 1], got {self.decay_factor!r}")
         if self.clip_norm is not None and not (math.isfinite(self.clip_norm) and self.clip_norm > 0):

@@ -61,6 +61,8 @@ class TrainingRun:
         self.model = build_model(config.model, backend=config.backend).to(device)
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        # PAN's sigmoid gates lead model(...).attention; SAN, HAN, the STNs and Uniform have none (the term is 0)
+        self.num_gates = len(getattr(self.model, "gates", ()))
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(config, self.params) if self.params else None
         self.state = RunState()
@@ -274,6 +276,7 @@ class TrainingRun:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             perm = epoch_permutation(c.seed, epoch, len(self.train_data)).to(self.train_data.storage)
+            sparsity = c.gate_sparsity if epoch > c.gate_sparsity_start else 0.0
             accum = self._initial_accum()
             self.train_model.train()
             bar = self._progress_bar(epoch)
@@ -294,7 +297,8 @@ class TrainingRun:
                 if c.compile:
                     torch.compiler.cudagraph_mark_step_begin()  # a new iteration for CUDA graphs (reduce-overhead)
                 loss, correct, grad_norm = train_step(self.train_model, self.optimizer, images, query, answer,
-                                                      clip_norm=c.clip_norm, amp=c.amp)
+                                                      clip_norm=c.clip_norm, amp=c.amp, gate_sparsity=sparsity,
+                                                      num_gates=self.num_gates)
                 accum += torch.stack([loss.double() * self.local_batch, correct.double(), batch_count,
                                       grad_norm.double()])
                 s.step, s.global_step = step + 1, s.global_step + 1

@@ -50,6 +50,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--conv_bias", type=float, default=None, help="start backbone conv biases in U(b/2, b)")
     p.add_argument("--gate_sparsity", type=float, default=0.0,
                    help="add this x sum over gates of mean(alpha) / max(alpha) per image to the loss")
+    p.add_argument("--sparsity_kind", default="relative", choices=("relative", "absolute"),
+                   help="relative: mean(alpha) / max(alpha); absolute: mean(alpha)")
     p.add_argument("--sparsity_start", type=int, default=0, help="images seen before --gate_sparsity applies")
     p.add_argument("--save", default=None, help="save the final state_dict here")
     return p.parse_args()
@@ -111,12 +113,16 @@ def layer_tprs(model: nn.Module, va, a: argparse.Namespace, n: int = 200) -> lis
     return out
 
 
-def gate_sparsity(maps) -> torch.Tensor:
-    """Sum over gate maps [B, H, W] of the batch mean of mean(alpha) / max(alpha): scale-free, 1 for a flat map."""
+def gate_sparsity(maps, kind: str) -> torch.Tensor:
+    """Sum over gate maps [B, H, W] of the batch mean of mean(alpha) / max(alpha) (relative: scale-free, 1 for a flat
+    map) or of mean(alpha) (absolute)."""
     total = 0.0
     for alpha in maps:
         flat = alpha.float().flatten(1)
-        total = total + (flat.mean(1) / flat.amax(1).clamp_min(1e-12)).mean()
+        per_image = flat.mean(1)
+        if kind == "relative":
+            per_image = per_image / flat.amax(1).clamp_min(1e-12)
+        total = total + per_image.mean()
     return total
 
 
@@ -179,7 +185,7 @@ def main() -> None:
         log_probs = out.log_probs.float()
         loss = F.nll_loss(log_probs, answers[idx])
         if a.gate_sparsity and seen >= a.sparsity_start:
-            loss = loss + a.gate_sparsity * gate_sparsity(out.attention[:-1])
+            loss = loss + a.gate_sparsity * gate_sparsity(out.attention[:-1], a.sparsity_kind)
         loss.backward()
         qgrad = [layer.query_embedding.weight.grad.norm().item() for layer in [*model.gates, model.scores]]
         gn = torch.nn.utils.clip_grad_norm_(params, a.clip if a.clip > 0 else float("inf"))

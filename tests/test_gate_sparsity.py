@@ -1,0 +1,99 @@
+"""The gate-sparsity term of the `demo` recipe: its values, its gradient, where `train_step` adds it, and when the
+training loop turns it on."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from pan.models import build_model
+from pan.train import TrainConfig, load_model, train
+from pan.train.config import RESUME_FIELDS
+from pan.train.recipes import RECIPES
+from pan.train.regularizers import gate_sparsity
+from pan.train.step import train_step
+from tests.test_train_support import synthetic_dataset
+
+
+def test_values_flat_one_hot_and_scale_free():
+    g = torch.Generator().manual_seed(0)
+    flat = torch.full((3, 7, 5), 0.37)
+    one_hot = torch.zeros(3, 7, 5)
+    one_hot[:, 2, 4] = 0.9
+    assert gate_sparsity([flat]).item() == pytest.approx(1.0)
+    assert gate_sparsity([one_hot]).item() == pytest.approx(1 / 35)
+    maps = [torch.rand(4, 6, 6, generator=g) * 0.9 + 0.05, torch.rand(4, 3, 3, generator=g)]
+    want = sum((m.flatten(1).mean(1) / m.flatten(1).amax(1)).mean().item() for m in maps)
+    assert gate_sparsity(maps).item() == pytest.approx(want, rel=1e-6)
+    assert gate_sparsity([0.01 * m for m in maps]).item() == pytest.approx(want, rel=1e-5)
+    assert gate_sparsity([]).item() == 0.0
+
+
+def test_gradient_closes_every_location_but_the_peak():
+    alpha = (torch.rand(2, 5, 5, generator=torch.Generator().manual_seed(1)) * 0.8 + 0.1).requires_grad_()
+    gate_sparsity([alpha]).backward()
+    peak = alpha.detach().flatten(1).argmax(1)
+    grad = alpha.grad.flatten(1)
+    for b in range(2):
+        others = torch.ones(25, dtype=torch.bool)
+        others[peak[b]] = False
+        assert (grad[b, others] > 0).all() and grad[b, peak[b]] < 0
+
+
+def _batch(n: int = 4):
+    data = synthetic_dataset(n, seed=3)
+    images = torch.from_numpy(data.images[data.image_index]).permute(0, 3, 1, 2).float().div(255)
+    return images, torch.from_numpy(data.query), torch.from_numpy(data.answer)
+
+
+def _step_grads(model_name: str, weight: float):
+    torch.manual_seed(0)
+    model = build_model(model_name, backend="torch")
+    num_gates = len(getattr(model, "gates", ()))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    loss, _, _ = train_step(model, optimizer, *_batch(), clip_norm=None, gate_sparsity=weight, num_gates=num_gates)
+    return loss, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def test_train_step_adds_it_for_pan_gates_only():
+    loss0, plain = _step_grads("pan-h-ctx", 0.0)
+    loss1, sparse = _step_grads("pan-h-ctx", 0.1)
+    assert loss1.item() == pytest.approx(loss0.item())  # the returned loss stays the answer's NLL
+    moved = [n for n in plain if not torch.allclose(plain[n], sparse[n])]
+    assert any(n.startswith("gates.") for n in moved)
+    assert not any(n.startswith("head.") for n in moved)  # the head does not see the gates' values directly
+    _, san0 = _step_grads("san", 0.0)
+    _, san1 = _step_grads("san", 0.1)
+    assert all(torch.equal(san0[n], san1[n]) for n in san0)
+
+
+def test_config_validates_and_resume_checks_it():
+    for bad in (-0.1, math.nan, math.inf):
+        with pytest.raises(ValueError, match="gate_sparsity"):
+            TrainConfig(gate_sparsity=bad)
+    with pytest.raises(ValueError, match="gate_sparsity_start"):
+        TrainConfig(gate_sparsity_start=-1)
+    assert {"gate_sparsity", "gate_sparsity_start"} <= set(RESUME_FIELDS)
+    assert RECIPES["paper"].get("gate_sparsity", 0.0) == 0.0 and RECIPES["cpu"].get("gate_sparsity", 0.0) == 0.0
+    assert RECIPES["demo"]["gate_sparsity"] > 0
+
+
+def test_loop_turns_it_on_after_the_start_epoch(tmp_path):
+    """One epoch with the term starting after epoch 1 trains exactly as without it; starting at once, not."""
+    data, val = synthetic_dataset(48, seed=0), synthetic_dataset(16, seed=1)
+
+    def weights(name: str, **kw) -> dict:
+        config = TrainConfig(model="pan-h-ctx", num_train=48, num_val=16, optimizer="adam", batch_size=16,
+                             max_epochs=1, backend="torch", device="cpu", out_dir=str(tmp_path / name), quiet=True,
+                             **kw)
+        train(config, train_data=data, val_data=val)
+        model, _ = load_model(tmp_path / name / "last.pt", backend="torch")
+        return model.state_dict()
+
+    plain = weights("plain")
+    later = weights("later", gate_sparsity=0.5, gate_sparsity_start=1)
+    now = weights("now", gate_sparsity=0.5, gate_sparsity_start=0)
+    assert all(torch.equal(plain[k], later[k]) for k in plain)
+    assert any(not torch.equal(plain[k], now[k]) for k in plain if k.startswith("gates."))
