@@ -135,7 +135,7 @@ def test_demo_end_to_end_on_a_tiny_recipe(tmp_path, monkeypatch, capsys):
     assert (out / "attention.png").read_bytes()[:4] == b"\x89PNG"
     config = json.loads((out / "config.json").read_text())
     assert (config["optimizer"], config["amp"], config["channels_last"]) == ("adam", True, True)
-    assert (config["gate_sparsity"], config["gate_sparsity_start"]) == (1.0, 0)
+    assert (config["gate_sparsity"], config["gate_sparsity_start"]) == (0.1, 0)
 
 
 def test_table1_file_round_trip(tiny_run, tmp_path, monkeypatch, capsys):

@@ -6,7 +6,7 @@
   there): Adam lr 1e-3 at batch 32 (leaves the query-blind plateau in ~2K steps, RMSprop at batch 200 needs far more
   images), bf16 autocast + channels-last (3x the fp32 NCHW images/s on a CPU), 9 epochs of 30K examples with the lr
   annealed over the last four (x0.7 per epoch), 1K validation examples. CPU Table 1 was trained with it.
-- ``demo``: ``cpu`` plus the gate-sparsity term (`pan.train.regularizers.gate_sparsity`, weight 1.0) from epoch 4
+- ``demo``: ``cpu`` plus the gate-sparsity term (`pan.train.regularizers.gate_sparsity`, weight 0.1) from epoch 4
   on, once the model has left the query-blind plateau. Without it the gates stay open over the black background,
   where the features are 0 and the loss cannot train them, so attention spreads (TPR ~6%); with it TPR about
   triples at the same budget (docs/training-notes.md §8). `pan demo` uses it.
@@ -24,7 +24,7 @@ RECIPES: dict[str, dict] = {
         "decay_start": 5, "decay_every": 1, "decay_factor": 0.7,
     },
 }
-RECIPES["demo"] = {**RECIPES["cpu"], "gate_sparsity": 1.0, "gate_sparsity_start": 3}
+RECIPES["demo"] = {**RECIPES["cpu"], "gate_sparsity": 0.1, "gate_sparsity_start": 3}
 
 
 def recipe_settings(name: str) -> dict:
