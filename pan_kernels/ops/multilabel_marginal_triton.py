@@ -23,8 +23,10 @@ from torch import Tensor
 from pan_kernels.ops import _launch
 from pan_kernels.ops._triton_utils import mma
 from pan_kernels.ops.spatial_attention_triton import (
-    _blocks,
     _dense,
+    _empty_head_grads,
+    _fwd_num_warps,
+    _head_launch,
     _logits_tile,
     _pixel_offset,
     _pixel_splits,
@@ -216,16 +218,12 @@ def hard_attention_marginal_multilabel_fwd(
     stats = torch.empty((B, HW + 2 * A), device=x.device, dtype=torch.float32)
     if B == 0:
         return log_p, log_1mp, alpha, stats
-    gpu = _launch.on_gpu(x)
-    block_p, block_c, block_a = _blocks(C, A, gpu)
-    splits, p_per_split = _pixel_splits(x, B, HW, block_p)
+    wc, bias, meta = _head_launch(x, cls_weight, cls_bias)
+    splits, p_per_split = _pixel_splits(x, B, HW, meta["BLOCK_P"])
     part = torch.empty((B, splits, 2, A), device=x.device, dtype=torch.float32)
-    wc = cls_weight.contiguous()
     _ml_fwd_kernel[(splits, B)](
-        x, scores.contiguous(), wc, cls_bias if cls_bias is not None else wc, alpha, stats, part,
-        C, HW, W, A, p_per_split, splits, *x.stride(),
-        HAS_BIAS=cls_bias is not None, X_DENSE=_dense(x), BLOCK_P=block_p, BLOCK_C=block_c, BLOCK_A=block_a,
-        PRECISION=_launch.dot_precision(x), num_warps=8 if gpu and block_a * block_c >= 4096 else 4,
+        x, scores.contiguous(), wc, bias, alpha, stats, part, C, HW, W, A, p_per_split, splits, *x.stride(),
+        num_warps=_fwd_num_warps(x, meta), **meta,
     )
     merged = torch.logsumexp(part, dim=1)  # [B, 2, A]
     stats[:, HW:] = merged.reshape(B, 2 * A)
@@ -241,21 +239,16 @@ def hard_attention_marginal_multilabel_bwd(
     """(dx, dscores, dcls_weight, dcls_bias) in x's dtype."""
     B, C, H, W = x.shape
     A, HW = cls_weight.shape[0], H * W
-    dx = torch.empty_like(x)
-    ds = x.new_empty((B, H, W))
+    dx, ds, dwc, dbc = _empty_head_grads(x, cls_weight)
     if B == 0:
-        return dx, ds, torch.zeros_like(cls_weight), x.new_zeros(A)
+        return dx, ds, dwc, dbc
     g = grad_log_p.float().contiguous()
     h = grad_log_1mp.float().contiguous()
     ga = grad_alpha.float().reshape(B, HW).contiguous()
     alpha = stats[:, :HW].exp()
-    gpu = _launch.on_gpu(x)
-    block_p, block_c, block_a = _blocks(C, A, gpu)
-    block_co = _out_channel_block(C, gpu)
-    wc = cls_weight.contiguous()
-    bc = cls_bias if cls_bias is not None else wc
-    common = dict(HAS_BIAS=cls_bias is not None, X_DENSE=_dense(x), BLOCK_P=block_p, BLOCK_C=block_c,
-                  BLOCK_A=block_a, PRECISION=_launch.dot_precision(x))
+    block_co = _out_channel_block(C, _launch.on_gpu(x))
+    wc, bc, common = _head_launch(x, cls_weight, cls_bias)
+    block_p, block_a = common["BLOCK_P"], common["BLOCK_A"]
     num_pb = triton.cdiv(HW, block_p)
     _ml_bwd_scores_kernel[(num_pb, B)](
         x, wc, bc, stats, g, h, (g + h).sum(1), ga, (alpha * ga).sum(1), ds, C, HW, W, A, *x.stride(), **common)

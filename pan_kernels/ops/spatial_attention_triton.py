@@ -291,6 +291,29 @@ def _pixel_splits(x: Tensor, B: int, HW: int, block_p: int) -> tuple[int, int]:
     return triton.cdiv(HW, p_per_split), p_per_split
 
 
+def _head_launch(x: Tensor, cls_weight: Tensor, cls_bias: Tensor | None) -> tuple[Tensor, Tensor, dict]:
+    """What every marginal-head kernel takes besides its data: the contiguous classifier weight, the bias argument
+    (the weight when there is no bias: HAS_BIAS=False, never read) and the constexpr keywords (blocks, layout,
+    precision)."""
+    block_p, block_c, block_a = _blocks(x.shape[1], cls_weight.shape[0], _launch.on_gpu(x))
+    wc = cls_weight.contiguous()
+    meta = dict(HAS_BIAS=cls_bias is not None, X_DENSE=_dense(x), BLOCK_P=block_p, BLOCK_C=block_c,
+                BLOCK_A=block_a, PRECISION=_launch.dot_precision(x))
+    return wc, cls_bias if cls_bias is not None else wc, meta
+
+
+def _fwd_num_warps(x: Tensor, meta: dict) -> int:
+    """8 warps for the forward's wide [BLOCK_A, BLOCK_C] tiles on a GPU, else 4."""
+    return 8 if _launch.on_gpu(x) and meta["BLOCK_A"] * meta["BLOCK_C"] >= 4096 else 4
+
+
+def _empty_head_grads(x: Tensor, cls_weight: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """A head backward's outputs: dx, dscores [B, H, W] uninitialised, dcls_weight and dcls_bias zero (final at
+    B = 0)."""
+    B, _, H, W = x.shape
+    return torch.empty_like(x), x.new_empty((B, H, W)), torch.zeros_like(cls_weight), x.new_zeros(cls_weight.shape[0])
+
+
 def hard_attention_marginal_fwd(
     x: Tensor, scores: Tensor, cls_weight: Tensor, cls_bias: Tensor | None
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -302,15 +325,12 @@ def hard_attention_marginal_fwd(
     stats = torch.empty((B, 2 * HW + A), device=x.device, dtype=torch.float32)
     if B == 0:
         return log_p, alpha, stats
-    block_p, block_c, block_a = _blocks(C, A, _launch.on_gpu(x))
-    splits, p_per_split = _pixel_splits(x, B, HW, block_p)
+    wc, bias, meta = _head_launch(x, cls_weight, cls_bias)
+    splits, p_per_split = _pixel_splits(x, B, HW, meta["BLOCK_P"])
     part = torch.empty((B, splits, A), device=x.device, dtype=torch.float32)
-    wc = cls_weight.contiguous()
     _hard_marginal_fwd_kernel[(splits, B)](
-        x, scores.contiguous(), wc, cls_bias if cls_bias is not None else wc, alpha, stats, part,
-        C, HW, W, A, p_per_split, splits, *x.stride(),
-        HAS_BIAS=cls_bias is not None, X_DENSE=_dense(x), BLOCK_P=block_p, BLOCK_C=block_c, BLOCK_A=block_a,
-        PRECISION=_launch.dot_precision(x), num_warps=8 if _launch.on_gpu(x) and block_a * block_c >= 4096 else 4,
+        x, scores.contiguous(), wc, bias, alpha, stats, part, C, HW, W, A, p_per_split, splits, *x.stride(),
+        num_warps=_fwd_num_warps(x, meta), **meta,
     )
     log_p32 = torch.logsumexp(part, dim=1)
     stats[:, 2 * HW:] = log_p32
@@ -324,22 +344,16 @@ def hard_attention_marginal_bwd(
     """(dx, dscores, dcls_weight, dcls_bias) in x's dtype."""
     B, C, H, W = x.shape
     A, HW = cls_weight.shape[0], H * W
-    dx = torch.empty_like(x)
-    ds = x.new_empty((B, H, W))
+    dx, ds, dwc, dbc = _empty_head_grads(x, cls_weight)
     if B == 0:
-        return dx, ds, torch.zeros_like(cls_weight), x.new_zeros(A)
+        return dx, ds, dwc, dbc
     g = grad_log_p.float().contiguous()
     ga = grad_alpha.float().reshape(B, HW).contiguous()
     alpha = stats[:, :HW].exp()
     gz = torch.empty((B, HW, A), device=x.device, dtype=torch.float32)
-    block_p, block_c, block_a = _blocks(C, A, _launch.on_gpu(x))
-    wc = cls_weight.contiguous()
-    _hard_marginal_bwd_kernel[(triton.cdiv(HW, block_p), B)](
-        x, wc, cls_bias if cls_bias is not None else wc, stats, g, g.sum(1), ga, (alpha * ga).sum(1), ds, gz,
-        C, HW, W, A, *x.stride(),
-        HAS_BIAS=cls_bias is not None, X_DENSE=_dense(x), BLOCK_P=block_p, BLOCK_C=block_c, BLOCK_A=block_a,
-        PRECISION=_launch.dot_precision(x),
-    )
+    wc, bias, meta = _head_launch(x, cls_weight, cls_bias)
+    _hard_marginal_bwd_kernel[(triton.cdiv(HW, meta["BLOCK_P"]), B)](
+        x, wc, bias, stats, g, g.sum(1), ga, (alpha * ga).sum(1), ds, gz, C, HW, W, A, *x.stride(), **meta)
     x_rows = x.reshape(B, C, HW).float()
     dx.copy_(torch.matmul(gz, wc.float()).transpose(1, 2).reshape(B, C, H, W))
     dwc = torch.einsum("bpa,bcp->ac", gz, x_rows)
