@@ -239,9 +239,9 @@ def hard_attention_marginal_multilabel_bwd(
     """(dx, dscores, dcls_weight, dcls_bias) in x's dtype."""
     B, C, H, W = x.shape
     A, HW = cls_weight.shape[0], H * W
-    dx, ds, dwc, dbc = _empty_head_grads(x, cls_weight)
     if B == 0:
-        return dx, ds, dwc, dbc
+        return _empty_head_grads(x, cls_weight)
+    dx, ds = torch.empty_like(x), x.new_empty((B, H, W))
     g = grad_log_p.float().contiguous()
     h = grad_log_1mp.float().contiguous()
     ga = grad_alpha.float().reshape(B, HW).contiguous()

@@ -308,8 +308,7 @@ def _fwd_num_warps(x: Tensor, meta: dict) -> int:
 
 
 def _empty_head_grads(x: Tensor, cls_weight: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """A head backward's outputs: dx, dscores [B, H, W] uninitialised, dcls_weight and dcls_bias zero (final at
-    B = 0)."""
+    """A head backward's outputs for an empty batch (B = 0): dx, dscores [0, H, W], zero dcls_weight and dcls_bias."""
     B, _, H, W = x.shape
     return torch.empty_like(x), x.new_empty((B, H, W)), torch.zeros_like(cls_weight), x.new_zeros(cls_weight.shape[0])
 
@@ -344,9 +343,9 @@ def hard_attention_marginal_bwd(
     """(dx, dscores, dcls_weight, dcls_bias) in x's dtype."""
     B, C, H, W = x.shape
     A, HW = cls_weight.shape[0], H * W
-    dx, ds, dwc, dbc = _empty_head_grads(x, cls_weight)
     if B == 0:
-        return dx, ds, dwc, dbc
+        return _empty_head_grads(x, cls_weight)
+    dx, ds = torch.empty_like(x), x.new_empty((B, H, W))
     g = grad_log_p.float().contiguous()
     ga = grad_alpha.float().reshape(B, HW).contiguous()
     alpha = stats[:, :HW].exp()
