@@ -119,14 +119,14 @@ def train_real_images(cfg: RealImageConfig, *, resume: bool = False, progress: b
     cfg.validate()
     out = Path(cfg.out)
     device = _device(cfg.device)
+    if not resume and (out / "last.pt").is_file():
+        raise ResumeError(f"{out} already holds a run (last.pt); continue it with --resume or choose another --out")
     torch.manual_seed(cfg.seed)
     (train_reader, _), (train_data, val_data) = load_splits(cfg)
     num_queries, num_classes = len(train_reader.classes), len(train_reader.attributes)
     model = build_real_model(cfg, num_queries, num_classes, with_weights=not resume).to(device)
     optimizer = build_optimizer(model, cfg)
     state = {"epoch": 0, "best_map": -1.0, "best_epoch": 0}
-    if not resume and (out / "last.pt").is_file():
-        raise ResumeError(f"{out} already holds a run (last.pt); continue it with --resume or choose another --out")
     if resume:
         ckpt = load_checkpoint(out / "last.pt")
         saved = {k: v for k, v in ckpt["config"].items() if k != "epochs"}
