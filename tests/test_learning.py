@@ -38,7 +38,7 @@ def test_pan_learns_to_use_the_query(easy, tmp_path):
     assert blind <= 0.5
     summary = train(TrainConfig(model="pan-h-ctx", dataset="mref", num_train=len(train_data), num_val=len(val_data),
                                 optimizer="adam", lr=1e-3, batch_size=32, max_epochs=2, patience=2, backend="torch",
-                                device="cpu", amp=True, channels_last=True, out_dir=str(tmp_path), quiet=True),
+                                device="cpu", amp="auto", channels_last=True, out_dir=str(tmp_path), quiet=True),
                     train_data=train_data, val_data=val_data)
     model, _ = load_model(summary["checkpoint"], backend="torch")
     accuracy = evaluate(model, val_data)["accuracy"]

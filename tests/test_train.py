@@ -256,7 +256,7 @@ def test_config_validation(tmp_path):
     good = TrainConfig(**BASE)
     bad = [{"model": "nope"}, {"dataset": "cifar"}, {"lr": 0.0}, {"lr": -1e-3}, {"batch_size": 0},
            {"max_epochs": -1}, {"patience": -2}, {"clip_norm": 0.0}, {"decay_factor": 1.5}, {"compile_mode": "x"},
-           {"backend": "numpy"}, {"train_file": "a.npz"}, {"num_train": 0}]
+           {"backend": "numpy"}, {"train_file": "a.npz"}, {"num_train": 0}, {"amp": "yes"}, {"amp": 1}]
     for change in bad:
         with pytest.raises(ValueError):
             dataclasses.replace(good, **change)
@@ -270,6 +270,27 @@ def test_amp_bf16_run(tmp_path):
     (line,) = metrics_lines(tmp_path / "metrics.jsonl")
     assert summary["stopped"] == "max_epochs"
     assert all(math.isfinite(line[k]) for k in ("train_loss", "val_loss", "grad_norm"))
+
+
+def test_amp_auto_is_resolved_and_recorded(tmp_path, monkeypatch):
+    """amp="auto" turns into the device's answer before training; config.json records the bool that ran."""
+    import pan.train.precision as precision
+
+    for fast in (False, True):
+        monkeypatch.setattr(precision, "fast_bf16", lambda device, fast=fast: fast)
+        out = tmp_path / str(fast)
+        run(out, model="san", max_epochs=1, amp="auto")
+        assert json.loads((out / "config.json").read_text())["amp"] is fast
+
+
+def test_resolve_amp():
+    from pan.train.precision import fast_bf16, resolve_amp
+
+    assert resolve_amp(True, "cpu") is True and resolve_amp(False, "cuda") is False
+    assert resolve_amp("auto", "cpu") is fast_bf16("cpu")
+    assert fast_bf16("meta") is False
+    with pytest.raises(ValueError, match="amp must be"):
+        resolve_amp("on", "cpu")
 
 
 def test_library_does_not_import_the_cli():

@@ -62,11 +62,13 @@ def run(args) -> int:
               "accuracy": result["accuracy"], "tpr": result["tpr"], "query_blind_accuracy": blind,
               "uniform_tpr": uniform, "accuracy_by_scale": result["accuracy_by_scale"],
               "best_epoch": summary["best_epoch"], "epochs": summary["epochs"], "wall_seconds": round(seconds, 1),
-              "preset": preset, "recipe": recipe, "device": result["device"], "backend": args.backend}
+              "preset": preset, "recipe": recipe, "device": result["device"], "backend": args.backend,
+              "amp": config.amp, "images_per_s": (summary["last_epoch_metrics"] or {}).get("images_per_s")}
     (out / "demo.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"test accuracy {100 * result['accuracy']:.2f}%   (query-blind answer: {100 * blind:.2f}%, chance 20%)")
     print(f"test TPR      {100 * result['tpr']:.2f}%   (uniform attention: {100 * uniform:.2f}%)")
-    print(f"best epoch {summary['best_epoch']} of {summary['epochs']}, {seconds:.0f} s in all")
+    precision = "bf16 autocast" if config.amp else "fp32"
+    print(f"best epoch {summary['best_epoch']} of {summary['epochs']} ({precision}), {seconds:.0f} s in all")
     print(f"wrote {figure}, {result['out']}, {out / 'demo.json'}")
     return 0
 

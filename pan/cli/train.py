@@ -99,7 +99,8 @@ def register(subparsers, name: str = "train", help: str | None = None) -> argpar
     g.add_argument("--compile-mode", default="default",
                    choices=("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
                    help="torch.compile mode (reduce-overhead uses CUDA graphs)")
-    g.add_argument("--amp", action="store_true", default=None, help="bf16 autocast (cpu recipe: on)")
+    g.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                   help="bf16 autocast on / off (cpu and demo recipes: on where the device runs bf16 natively)")
     g.add_argument("--channels-last", action="store_true", default=None,
                    help="NHWC activations, faster CPU convolutions (cpu recipe: on)")
     g.add_argument("--deterministic", action="store_true", help="deterministic cuDNN (bit-exact resume on GPU)")

@@ -40,7 +40,8 @@ class TrainConfig:
     ``gate_sparsity_start`` + 1 on (the ``demo`` recipe's; the paper has none).
 
     Execution: ``device`` ("auto": cuda when available), ``backend`` (pan_kernels backend of the attention layers),
-    ``compile`` (torch.compile, ``compile_mode``), ``amp`` (bf16 autocast), ``channels_last`` (NHWC
+    ``compile`` (torch.compile, ``compile_mode``), ``amp`` (bf16 autocast: True, False, or "auto" = on where the
+    device runs bf16 fast, `pan.train.precision`; `train` records the resolved bool), ``channels_last`` (NHWC
     activations: the fast layout for CPU convolutions), ``deterministic`` (deterministic cuDNN
     kernels, for bit-exact resume on GPU), ``eval_batch_size`` (default ``batch_size``).
 
@@ -73,7 +74,7 @@ class TrainConfig:
     gate_sparsity_start: int = 0
     compile: bool = False
     compile_mode: str = "default"
-    amp: bool = False
+    amp: bool | str = False
     channels_last: bool = False
     deterministic: bool = False
     device: str = "auto"
@@ -126,6 +127,8 @@ class TrainConfig:
             raise ValueError("rmsprop_alpha must be in [0, 1) and rmsprop_eps positive")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if not (isinstance(self.amp, bool) or self.amp == "auto"):
+            raise ValueError(f"amp must be True, False or 'auto', got {self.amp!r}")
         if self.compile_mode not in COMPILE_MODES:
             raise ValueError(f"compile_mode must be one of {', '.join(COMPILE_MODES)}, got {self.compile_mode!r}")
         if self.backend not in ("auto", "torch", "triton", "cuda"):

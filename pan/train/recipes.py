@@ -4,8 +4,10 @@
   every 30 epochs after 50, early stopping after 50 epochs without improvement, 30K / 10K examples. A GPU run.
 - ``cpu``: what a 2-core CPU can show in about 15 minutes (docs/training-notes.md measures why each setting is
   there): Adam lr 1e-3 at batch 32 (leaves the query-blind plateau in ~2K steps, RMSprop at batch 200 needs far more
-  images), bf16 autocast + channels-last (3x the fp32 NCHW images/s on a CPU), 9 epochs of 30K examples with the lr
-  annealed over the last four (x0.7 per epoch), 1K validation examples. CPU Table 1 was trained with it.
+  images), channels-last (NHWC convolutions) and bf16 autocast where the CPU runs bf16 natively ("auto": 3x the
+  fp32 NCHW images/s on AVX-512 BF16 cores, 10x slower on AVX2-only ones; `pan.train.precision`), 9 epochs of 30K
+  examples with the lr annealed over the last four (x0.7 per epoch), 1K validation examples.
+  CPU Table 1 was trained with it (on a host with native bf16).
 - ``demo``: ``cpu`` plus the gate-sparsity term (`pan.train.regularizers.gate_sparsity`, weight 0.1) from epoch 4
   on, once the model has left the query-blind plateau. Without it the gates stay open over the black background,
   where the features are 0 and the loss cannot train them, so attention spreads (demo TPR 6.1%); with it the demo
@@ -19,7 +21,7 @@ __all__ = ["RECIPES", "recipe_settings"]
 RECIPES: dict[str, dict] = {
     "paper": {},
     "cpu": {
-        "optimizer": "adam", "lr": 1e-3, "batch_size": 32, "clip_norm": 5.0, "amp": True, "channels_last": True,
+        "optimizer": "adam", "lr": 1e-3, "batch_size": 32, "clip_norm": 5.0, "amp": "auto", "channels_last": True,
         "num_train": 30_000, "num_val": 1_000, "max_epochs": 9, "patience": 9,
         "decay_start": 5, "decay_every": 1, "decay_factor": 0.7,
     },

@@ -28,6 +28,7 @@ from pan.train.config import TrainConfig
 from pan.train.data import load_datasets
 from pan.train.distributed import setup_distributed, teardown_distributed
 from pan.train.loop import TrainingRun
+from pan.train.precision import resolve_amp
 
 __all__ = ["train", "lr_grid"]
 
@@ -45,6 +46,7 @@ def train(config: TrainConfig, *, train_data: Any = None, val_data: Any = None) 
     """
     config.validate()
     dctx, device = setup_distributed(config.device)
+    config = dataclasses.replace(config, amp=resolve_amp(config.amp, device))
     if train_data is None or val_data is None:
         train_data, val_data = load_datasets(config)
     summary = TrainingRun(config, dctx, device, train_data, val_data).run()

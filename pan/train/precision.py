@@ -1,0 +1,40 @@
+"""Whether bf16 autocast pays on a device: ``amp="auto"`` resolves through `resolve_amp`.
+
+bf16 autocast roughly doubles PAN's training images/s on CPUs with native bf16 convolutions (oneDNN on AVX-512
+with BF16 / AMX, e.g. AMD Zen 4) and makes them about 10x *slower* on CPUs without (AVX2 only: oneDNN falls back
+to a reference path; measured 22 vs 217 images/s on such a host, docs/training-notes.md §1). So the CPU recipes ask
+for "auto", not for bf16.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["AMP_CHOICES", "fast_bf16", "resolve_amp"]
+
+#: What ``TrainConfig.amp`` accepts: on, off, or on where the device runs bf16 fast.
+AMP_CHOICES = (True, False, "auto")
+
+
+def fast_bf16(device: torch.device | str) -> bool:
+    """True where bf16 autocast runs at least as fast as fp32 for convolutions: a CUDA device that supports bf16,
+    or a CPU whose oneDNN build has native bf16 kernels (AVX-512 BW/VL/DQ or Arm BF16, the check PyTorch's own
+    ``mkldnn`` bf16 path makes)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_amp(amp: bool | str, device: torch.device | str) -> bool:
+    """``amp`` as a bool: True / False as given, "auto" -> `fast_bf16` (device)."""
+    if amp == "auto":
+        return fast_bf16(device)
+    if isinstance(amp, bool):
+        return amp
+    raise ValueError(f"amp must be True, False or 'auto', got {amp!r}")
