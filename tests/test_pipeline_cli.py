@@ -127,10 +127,19 @@ def test_demo_end_to_end_on_a_tiny_recipe(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(recipes.RECIPES, "demo", tiny)
     monkeypatch.setattr("pan.cli.demo.PRESETS", {"cpu": ("demo", 20), "full": ("paper", 20)})
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--device", "cpu", "--backend", "torch", "--quiet"]) == 0
+    measured = []
+
+    def fixed_speed(config, device, **kw):  # what the epochs are fitted to: 3 epochs in the 1-minute budget below
+        measured.append(config.batch_size)
+        return 3 * (64 + (20 + 20) / 3) / 60
+
+    monkeypatch.setattr("pan.train.budget.measure_images_per_s", fixed_speed)
+    argv = ["demo", "--out", str(out), "--device", "cpu", "--backend", "torch", "--quiet", "--minutes", "2"]
+    assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "query-blind answer" in printed and "uniform attention" in printed
+    assert "query-blind answer" in printed and "uniform attention" in printed and "fitted to 2 minutes" in printed
     report = json.loads((out / "demo.json").read_text())
+    assert report["minutes_budget"] == 2 and report["epochs"] == 3 and measured == [32]
     assert report["recipe"] == "demo" and report["header"]["git_sha"]
     assert 0 <= report["query_blind_accuracy"] <= 1 and 0 < report["uniform_tpr"] < 0.2
     assert (out / "attention.png").read_bytes()[:4] == b"\x89PNG"
@@ -138,6 +147,30 @@ def test_demo_end_to_end_on_a_tiny_recipe(tmp_path, monkeypatch, capsys):
     assert (config["optimizer"], config["channels_last"]) == ("adam", True)
     assert config["amp"] is fast_bf16("cpu") and report["amp"] is config["amp"]  # the recipe's "auto", resolved
     assert (config["gate_sparsity"], config["gate_sparsity_start"]) == (0.1, 0)
+    assert (config["max_epochs"], config["patience"], config["decay_start"]) == (3, 3, 2)
+    # a resumed demo keeps the schedule it recorded, whatever the machine measures now
+    monkeypatch.setattr("pan.train.budget.measure_images_per_s", lambda *a, **k: 1e9)
+    assert main(argv + ["--resume"]) == 0
+    assert "the interrupted run's schedule" in capsys.readouterr().out and measured == [32]
+    assert json.loads((out / "config.json").read_text())["max_epochs"] == 3
+
+
+def test_fit_schedule_to_a_time_budget():
+    from pan.train.budget import fit_schedule, measure_images_per_s
+    from pan.train.config import TrainConfig
+
+    # 30K train + 2K evaluated examples at 200 images/s: ~153 s an epoch; 15 minutes less 60 s reserve -> 5 epochs
+    plan = fit_schedule(200, 900, num_train=30_000, num_val=2_000)
+    assert (plan["max_epochs"], plan["patience"], plan["decay_start"]) == (5, 5, 3)
+    assert fit_schedule(500, 900, num_train=30_000, num_val=2_000)["max_epochs"] == 13
+    nine = fit_schedule(350, 900, num_train=30_000, num_val=2_000)
+    assert (nine["max_epochs"], nine["decay_start"]) == (9, 5)  # the fixed demo recipe's schedule
+    assert fit_schedule(10, 900, num_train=30_000, num_val=2_000)["max_epochs"] == 3  # min_epochs
+    assert fit_schedule(1e6, 900, num_train=30_000, num_val=2_000)["max_epochs"] == 30  # max_epochs
+    with pytest.raises(ValueError, match="positive"):
+        fit_schedule(0, 900, num_train=10, num_val=10)
+    speed = measure_images_per_s(TrainConfig(model="san", batch_size=4), "cpu", warmup=1, steps=2, image_size=100)
+    assert 0 < speed < float("inf")
 
 
 def test_table1_file_round_trip(tiny_run, tmp_path, monkeypatch, capsys):

@@ -9,10 +9,12 @@ import json
 import time
 from pathlib import Path
 
-from pan.cli.argtypes import positive_int
+from pan.cli.argtypes import positive_float, positive_int
 
 # preset: (training recipe of pan.train.recipes, test examples)
 PRESETS = {"cpu": ("demo", 1_000), "full": ("paper", 10_000)}
+# what fitting the cpu preset to --minutes sets
+_FITTED_FIELDS = ("max_epochs", "patience", "decay_start")
 
 
 def run(args) -> int:
@@ -31,9 +33,13 @@ def run(args) -> int:
         config = TrainConfig(model=args.model, recipe=recipe, dataset="mref", backend=args.backend,
                              device=args.device, out_dir=str(out), resume=args.resume, overwrite=args.overwrite,
                              quiet=args.quiet, seed=args.seed, **settings)
+        budget = ""
+        if preset == "cpu" and not args.epochs:
+            fields, budget = _fit_to_budget(config, args, n_test)
+            config = TrainConfig.from_dict({**config.to_dict(), **fields})
         print(f"pan demo: {args.model} on MREF ({config.num_train} train / {config.num_val} val / {n_test} test "
               f"examples), recipe {recipe}: {config.optimizer} lr {config.lr:g}, batch {config.batch_size}, "
-              f"{config.max_epochs} epochs, backend {args.backend}, device {args.device}", flush=True)
+              f"{config.max_epochs} epochs{budget}, backend {args.backend}, device {args.device}", flush=True)
         summary = train(config)
     except (ResumeError, CheckpointError) as err:
         print(f"pan demo: {err}")
@@ -63,6 +69,7 @@ def run(args) -> int:
               "uniform_tpr": uniform, "accuracy_by_scale": result["accuracy_by_scale"],
               "best_epoch": summary["best_epoch"], "epochs": summary["epochs"], "wall_seconds": round(seconds, 1),
               "preset": preset, "recipe": recipe, "device": result["device"], "backend": args.backend,
+              "minutes_budget": None if args.epochs or args.full else args.minutes,
               "amp": config.amp, "images_per_s": (summary["last_epoch_metrics"] or {}).get("images_per_s")}
     (out / "demo.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"test accuracy {100 * result['accuracy']:.2f}%   (query-blind answer: {100 * blind:.2f}%, chance 20%)")
@@ -73,6 +80,23 @@ def run(args) -> int:
     return 0
 
 
+def _fit_to_budget(config, args, n_test: int) -> tuple[dict, str]:
+    """The epochs that fit ``args.minutes`` on this machine (`pan.train.budget`), as TrainConfig fields, and the note
+    the demo prints. A resumed demo keeps the schedule its config.json recorded."""
+    from pan.train.budget import fit_schedule, measure_images_per_s
+    from pan.train.distributed import resolve_device
+
+    saved = Path(args.out) / "config.json"
+    if args.resume and saved.is_file():
+        recorded = json.loads(saved.read_text())
+        return {k: recorded[k] for k in _FITTED_FIELDS}, " (the interrupted run's schedule)"
+    ips = measure_images_per_s(config, resolve_device(config.device))
+    plan = fit_schedule(ips, 60 * args.minutes, num_train=config.num_train, num_val=config.num_val + n_test)
+    return {k: plan[k] for k in _FITTED_FIELDS}, (
+        f" (fitted to {args.minutes:g} minutes at a measured ~{ips:.0f} training images/s, "
+        f"~{plan['epoch_seconds']:.0f} s an epoch; lr annealed after epoch {plan['decay_start']})")
+
+
 def register(subparsers, name: str, help: str) -> None:
     from pan.models import MODEL_NAMES
     from pan_kernels import BACKENDS
@@ -80,7 +104,10 @@ def register(subparsers, name: str, help: str) -> None:
     p = subparsers.add_parser(name, help=help, description=help)
     p.add_argument("--full", action="store_true", help="the paper's schedule (30K/10K/10K, early stopping; a GPU run)")
     p.add_argument("--model", choices=MODEL_NAMES, default="pan-h-ctx")
-    p.add_argument("--epochs", type=positive_int, help="override the preset's maximum number of epochs")
+    p.add_argument("--epochs", type=positive_int,
+                   help="train exactly this many epochs (default: as many as fit --minutes on this machine)")
+    p.add_argument("--minutes", type=positive_float, default=15.0,
+                   help="wall-clock budget of the default demo, data and evaluation included (default 15)")
     p.add_argument("--backend", choices=BACKENDS, default="auto")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
