@@ -1,5 +1,5 @@
-"""The gate-sparsity term of the `demo` recipe: its values, its gradient, where `train_step` adds it, and when the
-training loop turns it on."""
+"""The gate terms (`pan.train.regularizers`: L1 and focus, the `demo` recipe's): their values, their gradients, where
+`train_step` adds them, and when the training loop turns them on."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pan.models import build_model
 from pan.train import TrainConfig, load_model, train
 from pan.train.config import RESUME_FIELDS
 from pan.train.recipes import RECIPES
-from pan.train.regularizers import gate_sparsity
+from pan.train.regularizers import gate_focus, gate_sparsity, gate_term
 from pan.train.step import train_step
 from tests.test_train_support import synthetic_dataset
 
@@ -33,30 +33,85 @@ def test_gradient_pulls_every_location_down_equally():
     torch.testing.assert_close(alpha.grad, torch.full_like(alpha, 1 / 50))
 
 
+def _strokes(seed: int = 2):
+    """Gate inputs [2, 4, 6, 6] that are 0 on a 'background' and random where a 'stroke' mask [2, 6, 6] is set."""
+    g = torch.Generator().manual_seed(seed)
+    stroke = torch.rand(2, 6, 6, generator=g) < 0.3
+    x = torch.rand(2, 4, 6, 6, generator=g) * stroke[:, None]
+    return x, stroke
+
+
+def test_focus_is_one_for_flat_gates_at_any_level_and_falls_on_strong_features():
+    x, stroke = _strokes()
+    for level in (0.05, 0.5, 0.99):
+        assert gate_focus([torch.full((2, 6, 6), level)], [x]).item() == pytest.approx(1.0, rel=1e-5)
+    g = torch.Generator().manual_seed(3)
+    alpha = torch.rand(2, 6, 6, generator=g) * 0.5 + 0.25
+    on_strokes = torch.where(stroke, alpha, alpha * 0.1)
+    on_background = torch.where(stroke, alpha * 0.1, alpha)
+    assert gate_focus([on_strokes], [x]) < 0.5 < 1.0 < gate_focus([on_background], [x])
+    # blind to the level: scaling the gate changes nothing
+    torch.testing.assert_close(gate_focus([0.3 * on_strokes], [x]), gate_focus([on_strokes], [x]))
+    # per image: mean alpha / mean(alpha * e), e = channel norm over its image mean, averaged over images
+    e = x.double().norm(dim=1).flatten(1)
+    e = e / e.mean(1, keepdim=True)
+    a = on_strokes.double().flatten(1)
+    want = (a.mean(1) / (a * e).mean(1)).mean().item()
+    assert gate_focus([on_strokes], [x]).item() == pytest.approx(want, rel=1e-5)
+    assert gate_term("focus", [on_strokes, alpha], [x, x]).item() == pytest.approx(
+        gate_focus([on_strokes], [x]).item() + gate_focus([alpha], [x]).item(), rel=1e-6)
+
+
+def test_focus_gradient_moves_gate_mass_from_background_to_strokes_and_not_into_the_features():
+    x, stroke = _strokes()
+    x.requires_grad_()
+    alpha = torch.full((2, 6, 6), 0.5, requires_grad=True)
+    gate_focus([alpha], [x]).backward()
+    assert (alpha.grad[~stroke] > 0).all() and (alpha.grad[stroke].mean() < 0)  # descent opens strokes, closes bg
+    assert x.grad is None  # e is detached: the term does not push the features
+    with pytest.raises(ValueError, match="gate maps but"):
+        gate_focus([alpha], [])
+    with pytest.raises(ValueError, match="does not match"):
+        gate_focus([alpha], [x[:, :, :5]])
+    with pytest.raises(ValueError, match="kind must be one of"):
+        gate_term("l2", [alpha])
+
+
+def test_models_hand_out_the_features_each_gate_multiplies():
+    images, query, _ = _batch()
+    out = build_model("pan-h-ctx", backend="torch").eval()(images, query)
+    assert len(out.gate_inputs) == 3
+    for x, alpha in zip(out.gate_inputs, out.attention):
+        assert x.shape[0] == alpha.shape[0] and x.shape[2:] == alpha.shape[1:] and x.shape[1] == 32
+    assert build_model("san", backend="torch").eval()(images, query).gate_inputs == ()
+
+
 def _batch(n: int = 4):
     data = synthetic_dataset(n, seed=3)
     images = torch.from_numpy(data.images[data.image_index]).permute(0, 3, 1, 2).float().div(255)
     return images, torch.from_numpy(data.query), torch.from_numpy(data.answer)
 
 
-def _step_grads(model_name: str, weight: float):
+def _step_grads(model_name: str, weight: float, kind: str = "l1"):
     torch.manual_seed(0)
     model = build_model(model_name, backend="torch")
     num_gates = len(getattr(model, "gates", ()))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
-    loss, _, _ = train_step(model, optimizer, *_batch(), clip_norm=None, gate_sparsity=weight, num_gates=num_gates)
+    loss, _, _ = train_step(model, optimizer, *_batch(), clip_norm=None, gate_sparsity=weight, num_gates=num_gates,
+                            gate_kind=kind)
     return loss, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-def test_train_step_adds_it_for_pan_gates_only():
+@pytest.mark.parametrize("kind", ["l1", "focus"])
+def test_train_step_adds_it_for_pan_gates_only(kind):
     loss0, plain = _step_grads("pan-h-ctx", 0.0)
-    loss1, sparse = _step_grads("pan-h-ctx", 0.1)
+    loss1, sparse = _step_grads("pan-h-ctx", 0.1, kind)
     assert loss1.item() == pytest.approx(loss0.item())  # the returned loss stays the answer's NLL
     moved = [n for n in plain if not torch.allclose(plain[n], sparse[n])]
     assert any(n.startswith("gates.") for n in moved)
     assert not any(n.startswith("head.") for n in moved)  # the head does not see the gates' values directly
     _, san0 = _step_grads("san", 0.0)
-    _, san1 = _step_grads("san", 0.1)
+    _, san1 = _step_grads("san", 0.1, kind)
     assert all(torch.equal(san0[n], san1[n]) for n in san0)
 
 
@@ -66,7 +121,9 @@ def test_config_validates_and_resume_checks_it():
             TrainConfig(gate_sparsity=bad)
     with pytest.raises(ValueError, match="gate_sparsity_start"):
         TrainConfig(gate_sparsity_start=-1)
-    assert {"gate_sparsity", "gate_sparsity_start"} <= set(RESUME_FIELDS)
+    with pytest.raises(ValueError, match="gate_sparsity_kind"):
+        TrainConfig(gate_sparsity_kind="l2")
+    assert {"gate_sparsity", "gate_sparsity_start", "gate_sparsity_kind"} <= set(RESUME_FIELDS)
     assert RECIPES["paper"].get("gate_sparsity", 0.0) == 0.0 and RECIPES["cpu"].get("gate_sparsity", 0.0) == 0.0
     assert RECIPES["demo"]["gate_sparsity"] > 0
 

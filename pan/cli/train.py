@@ -15,6 +15,7 @@ from pan.cli import train_real
 from pan.cli.argtypes import non_negative_float, non_negative_int, positive_float, positive_int
 from pan.train.config import OPTIMIZERS
 from pan.train.recipes import RECIPES, recipe_settings
+from pan.train.regularizers import GATE_TERMS
 
 _DATASETS = ("mref", "mdist", "mbg", "vg", "voc07")
 _BACKENDS = ("auto", "torch", "triton", "cuda")
@@ -87,9 +88,12 @@ def register(subparsers, name: str = "train", help: str | None = None) -> argpar
     g.add_argument("--decay-every", type=positive_int, default=None, help="epochs between lr decays (paper 30, cpu 1)")
     g.add_argument("--decay-factor", type=positive_float, default=None, help="lr decay factor (paper 0.9, cpu 0.7)")
     g.add_argument("--gate-sparsity", type=non_negative_float, default=None, metavar="WEIGHT",
-                   help="add WEIGHT x the mean value of each PAN gate map to the loss (paper and cpu 0, demo 0.1)")
+                   help="add WEIGHT x a term on PAN's gate maps to the loss (paper and cpu 0, demo DEMO_WEIGHT)")
+    g.add_argument("--gate-sparsity-kind", choices=GATE_TERMS, default=None,
+                   help="l1: the mean gate value; focus: the gate's mass on weak vs strong features (demo; "
+                        "pan.train.regularizers)")
     g.add_argument("--gate-sparsity-start", type=non_negative_int, default=None, metavar="EPOCHS",
-                   help="epochs trained before the gate-sparsity term applies (demo 3)")
+                   help="epochs trained before the gate term applies (demo 3)")
     g.add_argument("--seed", type=non_negative_int, default=0, help="initialisation and batch-order seed")
 
     g = p.add_argument_group("execution and output")
@@ -133,7 +137,8 @@ def _run(args: argparse.Namespace) -> int:
                  "batch_size": args.batch_size, "max_epochs": args.epochs, "patience": args.patience,
                  "decay_start": args.decay_start, "decay_every": args.decay_every,
                  "decay_factor": args.decay_factor, "amp": args.amp, "channels_last": args.channels_last,
-                 "gate_sparsity": args.gate_sparsity, "gate_sparsity_start": args.gate_sparsity_start}
+                 "gate_sparsity": args.gate_sparsity, "gate_sparsity_start": args.gate_sparsity_start,
+                 "gate_sparsity_kind": args.gate_sparsity_kind}
         settings.update({k: v for k, v in given.items() if v is not None})
         if args.clip_norm is not None:
             settings["clip_norm"] = args.clip_norm if args.clip_norm > 0 else None

@@ -101,11 +101,12 @@ class AttachedPAN(nn.Module):
         return list(self.stages.parameters())
 
     def forward(self, images: Tensor, query: Tensor) -> ModelOutput | MultiLabelOutput:
-        maps = []
+        maps, gate_inputs = [], []
         f = images
         for name, stage in self.stages.items():
             f = stage(f)
             if name in self.gates:
+                gate_inputs.append(f)
                 f, alpha = self.gates[name](f, query)
                 f = self.norms[name](f)
                 maps.append(alpha)
@@ -117,7 +118,7 @@ class AttachedPAN(nn.Module):
             maps.append(result[-1])
             if self.multilabel:
                 return MultiLabelOutput(result[0], result[1], tuple(maps))
-            return ModelOutput(result[0], tuple(maps))
+            return ModelOutput(result[0], tuple(maps), tuple(gate_inputs))
         f_att, alpha = soft_attention_pool(f, s, backend=self.backend)
         maps.append(alpha)
         if self.prior is not None:
@@ -125,4 +126,4 @@ class AttachedPAN(nn.Module):
         logits = self.classifier(f_att)
         if self.multilabel:
             return MultiLabelOutput(F.logsigmoid(logits), F.logsigmoid(-logits), tuple(maps))
-        return ModelOutput(torch.log_softmax(logits, dim=-1), tuple(maps))
+        return ModelOutput(torch.log_softmax(logits, dim=-1), tuple(maps), tuple(gate_inputs))

@@ -46,16 +46,17 @@ class AttentionCNN(nn.Module):
                 module.backend = backend
 
     def forward(self, images: Tensor, query: Tensor) -> ModelOutput:
-        maps = []
+        maps, gate_inputs = [], []
         f = images
         for i, stage in enumerate(self.backbone.stages):
             f = stage(f)
             if i in self.gated_stages:
                 j = self.gated_stages.index(i)
+                gate_inputs.append(f)
                 f, alpha = self.gates[j](f, query)
                 f = self.norms[j](f)
                 maps.append(alpha)
         _, s = self.scores(f, query)
         log_probs, alpha = self.head(f, s)
         maps.append(alpha)
-        return ModelOutput(log_probs, tuple(maps))
+        return ModelOutput(log_probs, tuple(maps), tuple(gate_inputs))

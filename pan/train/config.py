@@ -6,13 +6,15 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from pan.train.regularizers import GATE_TERMS
+
 __all__ = ["TrainConfig", "RESUME_FIELDS", "COMPILE_MODES", "OPTIMIZERS"]
 
 #: Fields a resumed run must share with its checkpoint: changing any of them changes what is being trained.
 RESUME_FIELDS = ("model", "dataset", "num_train", "num_val", "seed", "data_seed", "optimizer", "lr", "batch_size",
                  "clip_norm",
                  "decay_start", "decay_every", "decay_factor", "rmsprop_alpha", "rmsprop_eps", "train_file",
-                 "val_file", "gate_sparsity", "gate_sparsity_start")
+                 "val_file", "gate_sparsity", "gate_sparsity_start", "gate_sparsity_kind")
 OPTIMIZERS = ("rmsprop", "adam")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 _DATASETS = ("mref", "mdist", "mbg")
@@ -35,9 +37,10 @@ class TrainConfig:
     clipping at ``clip_norm`` (None: off), lr x ``decay_factor`` after epoch ``decay_start`` and every
     ``decay_every`` epochs after that (see ``pan.train.lr_at_epoch``), early stopping when validation accuracy has not
     improved for ``patience`` epochs, at most ``max_epochs`` epochs. ``seed`` sets the initialisation and the batch
-    order. ``gate_sparsity`` > 0 adds that weight times `pan.train.regularizers.gate_sparsity` of the model's
-    sigmoid gates (none in SAN, HAN, the STNs, Uniform: the term is 0) to the loss from epoch
-    ``gate_sparsity_start`` + 1 on (the ``demo`` recipe's; the paper has none).
+    order. ``gate_sparsity`` > 0 adds that weight times a term on the model's sigmoid gates (none in SAN, HAN, the
+    STNs, Uniform: the term is 0) to the loss from epoch ``gate_sparsity_start`` + 1 on: ``gate_sparsity_kind``
+    "l1" (`pan.train.regularizers.gate_sparsity`, mean gate value) or "focus" (`gate_focus`, the gate's mass on
+    strong features; the ``demo`` recipe's). The paper has none.
 
     Execution: ``device`` ("auto": cuda when available), ``backend`` (pan_kernels backend of the attention layers),
     ``compile`` (torch.compile, ``compile_mode``), ``amp`` (bf16 autocast: True, False, or "auto" = on where the
@@ -72,6 +75,7 @@ class TrainConfig:
     rmsprop_eps: float = 1e-8
     gate_sparsity: float = 0.0
     gate_sparsity_start: int = 0
+    gate_sparsity_kind: str = "l1"
     compile: bool = False
     compile_mode: str = "default"
     amp: bool | str = False
@@ -125,6 +129,9 @@ class TrainConfig:
             raise ValueError(f"clip_norm must be a positive number or None, got {self.clip_norm!r}")
         if not (0 <= self.rmsprop_alpha < 1) or not self.rmsprop_eps > 0:
             raise ValueError("rmsprop_alpha must be in [0, 1) and rmsprop_eps positive")
+        if self.gate_sparsity_kind not in GATE_TERMS:
+            raise ValueError(f"gate_sparsity_kind must be one of {', '.join(GATE_TERMS)}, "
+                             f"got {self.gate_sparsity_kind!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if not (isinstance(self.amp, bool) or self.amp == "auto"):

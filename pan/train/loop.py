@@ -298,7 +298,7 @@ class TrainingRun:
                     torch.compiler.cudagraph_mark_step_begin()  # a new iteration for CUDA graphs (reduce-overhead)
                 loss, correct, grad_norm = train_step(self.train_model, self.optimizer, images, query, answer,
                                                       clip_norm=c.clip_norm, amp=c.amp, gate_sparsity=sparsity,
-                                                      num_gates=self.num_gates)
+                                                      num_gates=self.num_gates, gate_kind=c.gate_sparsity_kind)
                 accum += torch.stack([loss.double() * self.local_batch, correct.double(), batch_count,
                                       grad_norm.double()])
                 s.step, s.global_step = step + 1, s.global_step + 1
