@@ -146,7 +146,7 @@ def test_demo_end_to_end_on_a_tiny_recipe(tmp_path, monkeypatch, capsys):
     config = json.loads((out / "config.json").read_text())
     assert (config["optimizer"], config["channels_last"]) == ("adam", True)
     assert config["amp"] is fast_bf16("cpu") and report["amp"] is config["amp"]  # the recipe's "auto", resolved
-    assert (config["gate_sparsity"], config["gate_sparsity_start"]) == (0.1, 0)
+    assert (config["gate_sparsity"], config["gate_sparsity_kind"], config["gate_sparsity_start"]) == (0.3, "focus", 0)
     assert (config["max_epochs"], config["patience"], config["decay_start"]) == (3, 3, 2)
     # a resumed demo keeps the schedule it recorded, whatever the machine measures now
     monkeypatch.setattr("pan.train.budget.measure_images_per_s", lambda *a, **k: 1e9)

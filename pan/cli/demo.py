@@ -1,7 +1,7 @@
 """`pan demo`: the main job on embedded defaults — generate MREF, train PAN[H]+CTX, report accuracy and TPR against
 the baselines that would fool you (uniform attention, the query-blind answer), draw the attention of a few test
-examples. Default: the `demo` recipe (the `cpu` recipe plus the gate-sparsity term; about 15 minutes on 2 CPU cores);
-`--full`: the paper's recipe (a GPU run)."""
+examples. Default: the `demo` recipe (the `cpu` recipe plus the focus term on the gates) for as many epochs as fit
+`--minutes` (15) on this machine; `--full`: the paper's recipe (a GPU run)."""
 
 from __future__ import annotations
 

@@ -24,9 +24,9 @@ _MODELS = "uniform, stn-s, stn-m, san, han, pan-s, pan-h, pan-s-ctx, pan-h-ctx"
 _DESCRIPTION = f"""\
 Train a model. Recipe `paper` (the default) is the paper's: RMSprop, batch 200, gradient-norm clip 5, lr x0.9 every
 30 epochs after epoch 50, early stopping on validation accuracy. Recipe `cpu` is what a 2-core CPU learns in ~15
-minutes (Adam lr 1e-3, batch 32, bf16 + channels-last, 9 epochs, lr x0.7 per epoch after 5); recipe `demo`, which
-`pan demo` uses, adds the gate-sparsity term (weight 0.1 from epoch 4) that closes PAN's gates where the answer
-does not need them (docs/training-notes.md §8).
+minutes (Adam lr 1e-3, batch 32, channels-last, bf16 where the CPU has native bf16, 9 epochs, lr x0.7 per epoch
+after 5); recipe `demo`, which `pan demo` uses, adds the focus term on PAN's gates (weight 0.3 from epoch 4) that
+moves each gate's mass onto the features the answer uses (docs/training-notes.md §8-9).
 Flags given explicitly override the recipe. Writes OUT/metrics.jsonl (one JSON line per epoch), OUT/last.pt (every
 epoch and on Ctrl-C / SIGTERM), OUT/best.pt, OUT/config.json and OUT/summary.json.
 
@@ -88,7 +88,7 @@ def register(subparsers, name: str = "train", help: str | None = None) -> argpar
     g.add_argument("--decay-every", type=positive_int, default=None, help="epochs between lr decays (paper 30, cpu 1)")
     g.add_argument("--decay-factor", type=positive_float, default=None, help="lr decay factor (paper 0.9, cpu 0.7)")
     g.add_argument("--gate-sparsity", type=non_negative_float, default=None, metavar="WEIGHT",
-                   help="add WEIGHT x a term on PAN's gate maps to the loss (paper and cpu 0, demo DEMO_WEIGHT)")
+                   help="add WEIGHT x a term on PAN's gate maps to the loss (paper and cpu 0, demo 0.3)")
     g.add_argument("--gate-sparsity-kind", choices=GATE_TERMS, default=None,
                    help="l1: the mean gate value; focus: the gate's mass on weak vs strong features (demo; "
                         "pan.train.regularizers)")

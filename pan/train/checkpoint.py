@@ -52,6 +52,15 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
         raise
 
 
+def _load_failure(err: Exception) -> str:
+    """The line of a torch.load error that says what is wrong (not torch's advice to load it unsafely)."""
+    text = str(err).strip()
+    if "WeightsUnpickler error" in text:
+        detail = " ".join(text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation")[0].split())
+        return f"not plain tensors and data ({detail or 'unpickling refused'})"
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     """Read a checkpoint written by ``pan.train.train`` (plain data only: ``weights_only=True``); raise
     ``CheckpointError`` naming the file when it is missing or cannot be one."""
@@ -61,7 +70,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # truncated zip, pickle garbage, foreign objects: torch raises many types
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        reason = _load_failure(err)
         raise CheckpointError(f"cannot read checkpoint {path}: {reason} (truncated, corrupted, or not written by "
                               "pan train)") from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or "model" not in ckpt:

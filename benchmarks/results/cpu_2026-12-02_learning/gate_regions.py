@@ -14,6 +14,9 @@ torch.set_num_threads(1)
 va = make_dataset("mref", "val", 1000, seed=0)
 model = build_model("pan-h-ctx", backend="torch")
 model.load_state_dict(torch.load(sys.argv[1], map_location="cpu"))
+if len(sys.argv) > 2:
+    for n in model.norms:
+        n.eps = float(sys.argv[2])
 model.eval()
 idx = np.arange(300)
 x, target = batch_images(va, idx, "cpu")

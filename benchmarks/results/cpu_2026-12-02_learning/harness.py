@@ -50,10 +50,13 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--conv_bias", type=float, default=None, help="start backbone conv biases in U(b/2, b)")
     p.add_argument("--gate_sparsity", type=float, default=0.0,
                    help="add this x sum over gates of mean(alpha) / max(alpha) per image to the loss")
-    p.add_argument("--sparsity_kind", default="relative", choices=("relative", "absolute"),
-                   help="relative: mean(alpha) / max(alpha); absolute: mean(alpha)")
+    p.add_argument("--sparsity_kind", default="relative", choices=("relative", "absolute", "content"),
+                   help="relative: mean(alpha) / max(alpha); absolute: mean(alpha); content: mean(alpha) / "
+                        "mean(alpha * e), e = the gate input's channel norm over its image mean (detached)")
+    p.add_argument("--bn_eps", type=float, default=None, help="eps of the batch-norms after the gates")
     p.add_argument("--sparsity_start", type=int, default=0, help="images seen before --gate_sparsity applies")
     p.add_argument("--save", default=None, help="save the final state_dict here")
+    p.add_argument("--load", default=None, help="start from this state_dict (fresh optimiser)")
     return p.parse_args()
 
 
@@ -113,15 +116,20 @@ def layer_tprs(model: nn.Module, va, a: argparse.Namespace, n: int = 200) -> lis
     return out
 
 
-def gate_sparsity(maps, kind: str) -> torch.Tensor:
+def gate_sparsity(maps, kind: str, inputs=None) -> torch.Tensor:
     """Sum over gate maps [B, H, W] of the batch mean of mean(alpha) / max(alpha) (relative: scale-free, 1 for a flat
-    map) or of mean(alpha) (absolute)."""
+    map), of mean(alpha) (absolute) or of mean(alpha) / mean(alpha * e) (content; e = channel norm of the gate's
+    input [B, C, H, W] over its per-image mean, detached: 1 for a flat map, small when the gate sits on features)."""
     total = 0.0
-    for alpha in maps:
+    for k, alpha in enumerate(maps):
         flat = alpha.float().flatten(1)
         per_image = flat.mean(1)
         if kind == "relative":
             per_image = per_image / flat.amax(1).clamp_min(1e-12)
+        if kind == "content":
+            e = inputs[k].detach().float().norm(dim=1).flatten(1)
+            e = e / e.mean(1, keepdim=True).clamp_min(1e-12)
+            per_image = per_image / (flat * e).mean(1).clamp_min(1e-12)
         total = total + per_image.mean()
     return total
 
@@ -152,7 +160,15 @@ def main() -> None:
     print("query-blind val accuracy", query_blind_accuracy(va), flush=True)
     model = build_model(a.model, backend="torch")
     reinitialise(model, a)
+    if a.load:
+        model.load_state_dict(torch.load(a.load, map_location="cpu"))
     model = model.to(memory_format=torch.channels_last)
+    if a.bn_eps is not None:
+        for norm in model.norms:
+            norm.eps = a.bn_eps
+    gate_inputs = {}
+    for k, gate in enumerate(model.gates):
+        gate.register_forward_hook(lambda mod, args, out, k=k: gate_inputs.__setitem__(k, args[0]))
     params = list(model.parameters())
     opt = build_optimizer(params, a)
     images = torch.from_numpy(tr.images).permute(0, 3, 1, 2).contiguous()
@@ -185,7 +201,7 @@ def main() -> None:
         log_probs = out.log_probs.float()
         loss = F.nll_loss(log_probs, answers[idx])
         if a.gate_sparsity and seen >= a.sparsity_start:
-            loss = loss + a.gate_sparsity * gate_sparsity(out.attention[:-1], a.sparsity_kind)
+            loss = loss + a.gate_sparsity * gate_sparsity(out.attention[:-1], a.sparsity_kind, gate_inputs)
         loss.backward()
         qgrad = [layer.query_embedding.weight.grad.norm().item() for layer in [*model.gates, model.scores]]
         gn = torch.nn.utils.clip_grad_norm_(params, a.clip if a.clip > 0 else float("inf"))
