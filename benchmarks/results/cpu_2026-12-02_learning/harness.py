@@ -55,8 +55,10 @@ def parse_args() -> argparse.Namespace:
                         "mean(alpha * e), e = the gate input's channel norm over its image mean (detached)")
     p.add_argument("--bn_eps", type=float, default=None, help="eps of the batch-norms after the gates")
     p.add_argument("--sparsity_start", type=int, default=0, help="images seen before --gate_sparsity applies")
+    p.add_argument("--gate_weights", type=lambda t: [float(v) for v in t.split(",")], default=None,
+                   help="per-gate multipliers of the term, e.g. 1,0,0 (default: 1 for every gate)")
     p.add_argument("--save", default=None, help="save the final state_dict here")
-    p.add_argument("--load", default=None, help="start from this state_dict (fresh optimiser)")
+    p.add_argument("--load", default=None, help="start from this state_dict (a --save of an earlier run; fresh optimiser)")
     return p.parse_args()
 
 
@@ -116,7 +118,7 @@ def layer_tprs(model: nn.Module, va, a: argparse.Namespace, n: int = 200) -> lis
     return out
 
 
-def gate_sparsity(maps, kind: str, inputs=None) -> torch.Tensor:
+def gate_sparsity(maps, kind: str, inputs=None, weights=None) -> torch.Tensor:
     """Sum over gate maps [B, H, W] of the batch mean of mean(alpha) / max(alpha) (relative: scale-free, 1 for a flat
     map), of mean(alpha) (absolute) or of mean(alpha) / mean(alpha * e) (content; e = channel norm of the gate's
     input [B, C, H, W] over its per-image mean, detached: 1 for a flat map, small when the gate sits on features)."""
@@ -130,7 +132,7 @@ def gate_sparsity(maps, kind: str, inputs=None) -> torch.Tensor:
             e = inputs[k].detach().float().norm(dim=1).flatten(1)
             e = e / e.mean(1, keepdim=True).clamp_min(1e-12)
             per_image = per_image / (flat * e).mean(1).clamp_min(1e-12)
-        total = total + per_image.mean()
+        total = total + (1.0 if weights is None else weights[k]) * per_image.mean()
     return total
 
 
@@ -201,7 +203,8 @@ def main() -> None:
         log_probs = out.log_probs.float()
         loss = F.nll_loss(log_probs, answers[idx])
         if a.gate_sparsity and seen >= a.sparsity_start:
-            loss = loss + a.gate_sparsity * gate_sparsity(out.attention[:-1], a.sparsity_kind, gate_inputs)
+            loss = loss + a.gate_sparsity * gate_sparsity(out.attention[:-1], a.sparsity_kind, gate_inputs,
+                                                         a.gate_weights)
         loss.backward()
         qgrad = [layer.query_embedding.weight.grad.norm().item() for layer in [*model.gates, model.scores]]
         gn = torch.nn.utils.clip_grad_norm_(params, a.clip if a.clip > 0 else float("inf"))
