@@ -58,7 +58,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--gate_weights", type=lambda t: [float(v) for v in t.split(",")], default=None,
                    help="per-gate multipliers of the term, e.g. 1,0,0 (default: 1 for every gate)")
     p.add_argument("--save", default=None, help="save the final state_dict here")
-    p.add_argument("--load", default=None, help="start from this state_dict (a --save of an earlier run; fresh optimiser)")
+    p.add_argument("--load", default=None, help="start from this state_dict (fresh optimiser)")
     return p.parse_args()
 
 
