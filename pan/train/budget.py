@@ -3,7 +3,7 @@
 Training throughput differs ~5x between CPUs (AVX-512 BF16 vs AVX2-only cores, docs/training-notes.md §1), so a
 fixed number of epochs is 10 minutes on one host and 25 on another. `measure_images_per_s` times a few real
 optimiser steps of the run's model, precision and layout on random inputs; `fit_schedule` turns that into a number
-of epochs and places the lr annealing and the gate-sparsity start inside it. The result is a set of ordinary
+of epochs and places the lr annealing inside it. The result is a set of ordinary
 `TrainConfig` fields, recorded in the run's config.json, so a resumed run repeats it exactly.
 """
 
@@ -13,10 +13,10 @@ import math
 import time
 
 import torch
-import torch.nn.functional as F
 
 from pan.train.config import TrainConfig
 from pan.train.precision import resolve_amp
+from pan.train.step import train_step
 
 __all__ = ["measure_images_per_s", "fit_schedule"]
 
@@ -26,9 +26,9 @@ EVAL_COST = 1 / 3
 
 def measure_images_per_s(config: TrainConfig, device: torch.device | str, *, warmup: int = 3, steps: int = 8,
                          image_size: int = 100) -> float:
-    """Training images/s of ``config.model`` on ``device``: ``steps`` timed optimiser steps (Adam, batch
-    ``config.batch_size``, ``config``'s amp and channels-last) on random 3 x ``image_size``^2 images, after ``warmup``
-    untimed ones (oneDNN / cuDNN pick their kernels then). Leaves the global RNG as it found it."""
+    """Training images/s of ``config.model`` on ``device``: ``steps`` timed `pan.train.step.train_step` calls (Adam,
+    batch ``config.batch_size``, ``config``'s clipping, amp and channels-last) on random 3 x ``image_size``^2 images,
+    after ``warmup`` untimed ones (oneDNN / cuDNN pick their kernels then). Leaves the global RNG as it found it."""
     from pan.models import build_model
 
     device = torch.device(device)
@@ -47,11 +47,7 @@ def measure_images_per_s(config: TrainConfig, device: torch.device | str, *, war
         answer = torch.randint(0, 5, (b,), device=device)
 
         def step() -> None:
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                out = model(images, query)
-            F.nll_loss(out.log_probs.float(), answer).backward()
-            optimizer.step()
+            train_step(model, optimizer, images, query, answer, clip_norm=config.clip_norm, amp=amp)
 
         for _ in range(warmup):
             step()

@@ -6,6 +6,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from pan.train.precision import check_amp
 from pan.train.regularizers import GATE_TERMS
 
 __all__ = ["TrainConfig", "RESUME_FIELDS", "COMPILE_MODES", "OPTIMIZERS"]
@@ -134,8 +135,7 @@ class TrainConfig:
                              f"got {self.gate_sparsity_kind!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
-        if not (isinstance(self.amp, bool) or self.amp == "auto"):
-            raise ValueError(f"amp must be True, False or 'auto', got {self.amp!r}")
+        check_amp(self.amp)
         if self.compile_mode not in COMPILE_MODES:
             raise ValueError(f"compile_mode must be one of {', '.join(COMPILE_MODES)}, got {self.compile_mode!r}")
         if self.backend not in ("auto", "torch", "triton", "cuda"):

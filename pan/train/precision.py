@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["AMP_CHOICES", "fast_bf16", "resolve_amp"]
+__all__ = ["check_amp", "fast_bf16", "resolve_amp"]
 
-#: What ``TrainConfig.amp`` accepts: on, off, or on where the device runs bf16 fast.
-AMP_CHOICES = (True, False, "auto")
+
+def check_amp(amp: object) -> None:
+    """Raise ``ValueError`` unless ``amp`` is what ``TrainConfig.amp`` accepts: True, False or "auto"."""
+    if not (isinstance(amp, bool) or amp == "auto"):
+        raise ValueError(f"amp must be True, False or 'auto', got {amp!r}")
 
 
 def fast_bf16(device: torch.device | str) -> bool:
@@ -33,8 +36,5 @@ def fast_bf16(device: torch.device | str) -> bool:
 
 def resolve_amp(amp: bool | str, device: torch.device | str) -> bool:
     """``amp`` as a bool: True / False as given, "auto" -> `fast_bf16` (device)."""
-    if amp == "auto":
-        return fast_bf16(device)
-    if isinstance(amp, bool):
-        return amp
-    raise ValueError(f"amp must be True, False or 'auto', got {amp!r}")
+    check_amp(amp)
+    return fast_bf16(device) if amp == "auto" else amp
