@@ -12,7 +12,7 @@ from pan.models import build_model
 from pan.train import TrainConfig, load_model, train
 from pan.train.config import RESUME_FIELDS
 from pan.train.recipes import RECIPES
-from pan.train.regularizers import gate_focus, gate_sparsity, gate_term
+from pan.train.regularizers import gate_focus, gate_sparsity, gate_term, per_gate_weights
 from pan.train.step import train_step
 from tests.test_train_support import synthetic_dataset
 
@@ -126,6 +126,62 @@ def test_config_validates_and_resume_checks_it():
     assert {"gate_sparsity", "gate_sparsity_start", "gate_sparsity_kind"} <= set(RESUME_FIELDS)
     assert RECIPES["paper"].get("gate_sparsity", 0.0) == 0.0 and RECIPES["cpu"].get("gate_sparsity", 0.0) == 0.0
     assert RECIPES["demo"]["gate_sparsity"] > 0
+
+
+def test_per_gate_weights_scale_each_gate_term():
+    g = torch.Generator().manual_seed(4)
+    maps = [torch.rand(2, 6, 6, generator=g), torch.rand(2, 3, 3, generator=g)]
+    inputs = [torch.rand(2, 4, 6, 6, generator=g), torch.rand(2, 4, 3, 3, generator=g)]
+    for kind in ("l1", "focus"):
+        first = gate_term(kind, maps[:1], inputs[:1]).item()
+        second = gate_term(kind, maps[1:], inputs[1:]).item()
+        got = gate_term(kind, maps, inputs, weights=[0.3, 0.1]).item()
+        assert got == pytest.approx(0.3 * first + 0.1 * second, rel=1e-6)
+        assert gate_term(kind, maps, inputs, weights=[0.0, 2.0]).item() == pytest.approx(2 * second, rel=1e-6)
+        with pytest.raises(ValueError, match="weights"):
+            gate_term(kind, maps, inputs, weights=[1.0])
+    assert per_gate_weights(0.3, 3) == [0.3, 0.3, 0.3]
+    assert per_gate_weights([0.3, 0.1, 0.0], 3) == [0.3, 0.1, 0.0]
+    with pytest.raises(ValueError, match="gate_sparsity has 2 per-gate weights but the model has 3 gates"):
+        per_gate_weights([0.3, 0.1], 3)
+
+
+def test_train_step_with_per_gate_weights_moves_only_the_weighted_gates():
+    """Weight on the first gate only: the other gates' own parameters (query embeddings, convs) get the NLL's
+    gradient alone, as with no term; the first gate's differ."""
+    _, plain = _step_grads("pan-h-ctx", 0.0, "focus")
+    _, first = _step_grads("pan-h-ctx", [0.3, 0.0, 0.0], "focus")
+    _, uniform = _step_grads("pan-h-ctx", 0.3, "focus")
+    assert any(not torch.allclose(plain[n], first[n]) for n in plain if n.startswith("gates.0."))
+    # gate 1's map depends on stage 1 and gate 1 only: a term on it leaves gate 3's gradient to the NLL
+    gate3 = [n for n in plain if n.startswith("gates.2.")]
+    assert gate3 and all(torch.allclose(plain[n], first[n]) for n in gate3)
+    assert any(not torch.allclose(plain[n], uniform[n]) for n in gate3)
+
+
+def test_config_takes_a_list_of_per_gate_weights_and_the_cli_parses_it():
+    from pan.cli.argtypes import gate_weights
+
+    config = TrainConfig(gate_sparsity=(0.3, 0.1, 0.1))
+    assert config.gate_sparsity == [0.3, 0.1, 0.1]
+    assert TrainConfig.from_dict(config.to_dict()).gate_sparsity == [0.3, 0.1, 0.1]
+    for bad in ([], [0.1, -0.1], [0.1, math.nan], ["0.1"], [True]):
+        with pytest.raises(ValueError, match="gate_sparsity"):
+            TrainConfig(gate_sparsity=bad)
+    assert gate_weights("0.3") == 0.3 and gate_weights("0.3, 0.1,0") == [0.3, 0.1, 0.0]
+    import argparse
+
+    for bad in ("0.3,-1", "0.3,,0.1", "x"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            gate_weights(bad)
+
+
+def test_training_refuses_per_gate_weights_that_do_not_match_the_model(tmp_path):
+    data, val = synthetic_dataset(16, seed=0), synthetic_dataset(8, seed=1)
+    config = TrainConfig(model="pan-h-ctx", num_train=16, num_val=8, batch_size=8, max_epochs=1, backend="torch",
+                         device="cpu", out_dir=str(tmp_path / "run"), quiet=True, gate_sparsity=[0.3, 0.1])
+    with pytest.raises(ValueError, match="2 per-gate weights but the model has 3 gates"):
+        train(config, train_data=data, val_data=val)
 
 
 def test_loop_turns_it_on_after_the_start_epoch(tmp_path):

@@ -30,3 +30,10 @@ def positive_float(text: str) -> float:
 
 def non_negative_float(text: str) -> float:
     return _number(text, float, 0.0, True, "a non-negative number")
+
+
+def gate_weights(text: str) -> float | list[float]:
+    """``0.3`` (every gate) or ``0.3,0.1,0.1`` (one non-negative weight per gate, first gate first)."""
+    parts = text.split(",")
+    values = [non_negative_float(part.strip()) for part in parts]
+    return values[0] if len(parts) == 1 else values

@@ -1,7 +1,9 @@
 """`pan demo`: the main job on embedded defaults — generate MREF, train PAN[H]+CTX, report accuracy and TPR against
 the baselines that would fool you (uniform attention, the query-blind answer), draw the attention of a few test
 examples. Default: the `demo` recipe (the `cpu` recipe plus the focus term on the gates) for as many epochs as fit
-`--minutes` (15) on this machine; `--full`: the paper's recipe (a GPU run)."""
+`--minutes` (15) on this machine; `--full`: the paper's recipe (a GPU run); `--pretrained [CHECKPOINT]`: no training,
+the same report and figure for the longer-trained checkpoint shipped with the package (`pan.assets`, made by the
+`demo-long` recipe) or for a checkpoint of your own."""
 
 from __future__ import annotations
 
@@ -15,13 +17,20 @@ from pan.cli.argtypes import positive_float, positive_int
 PRESETS = {"cpu": ("demo", 1_000), "full": ("paper", 10_000)}
 # what fitting the cpu preset to --minutes sets
 _FITTED_FIELDS = ("max_epochs", "patience", "decay_start")
+_SHIPPED = "shipped"
+# the options that only make sense when the demo trains
+_TRAINING_OPTIONS = ("full", "epochs", "minutes", "resume", "overwrite")
+_DEFAULT_MINUTES = 15.0
 
 
 def run(args) -> int:
-    from pan.evaluation.run import evaluate_run
-    from pan.train import CheckpointError, ResumeError, TrainConfig, load_model, train
+    if args.pretrained is not None:
+        return _run_pretrained(args)
+    from pan.train import CheckpointError, ResumeError, TrainConfig, train
     from pan.train.recipes import recipe_settings
 
+    args.model = args.model or "pan-h-ctx"
+    args.minutes = args.minutes or _DEFAULT_MINUTES
     preset = "full" if args.full else "cpu"
     recipe, n_test = PRESETS[preset]
     settings = recipe_settings(recipe)
@@ -47,37 +56,92 @@ def run(args) -> int:
     if summary["stopped"] == "interrupted":
         print(f"interrupted; continue with: pan demo --resume --out {out}")
         return 130
-    result = evaluate_run(checkpoint=summary["checkpoint"], split="test", num_examples=n_test, backend=args.backend,
-                          device=args.device)
-    figure = out / "attention.png"
-    model, config = load_model(summary["checkpoint"], backend=args.backend, device=result["device"])
-    from pan.data import make_dataset
-    from pan.viz import attention_figure, distinct_image_examples
+    report = _evaluate_and_draw(args, summary["checkpoint"], n_test)
+    report.update({"best_epoch": summary["best_epoch"], "epochs": summary["epochs"], "preset": preset,
+                   "recipe": recipe, "minutes_budget": None if args.epochs or args.full else args.minutes,
+                   "images_per_s": (summary["last_epoch_metrics"] or {}).get("images_per_s")})
+    seconds = _finish(args, report, start)
+    precision = "bf16 autocast" if report["amp"] else "fp32"
+    print(f"best epoch {summary['best_epoch']} of {summary['epochs']} ({precision}), {seconds:.0f} s in all")
+    print(f"wrote {out / 'attention.png'}, {report['eval_file']}, {out / 'demo.json'}")
+    return 0
 
-    test = make_dataset("mref", "test", n_test, seed=config.data_seed)
-    attention_figure(model, test, distinct_image_examples(test, 6), figure, device=result["device"],
-                     title=f"{args.model} on MREF test")
-    seconds = time.time() - start
+
+def _run_pretrained(args) -> int:
+    """Evaluate and draw a trained checkpoint (default: the shipped one) without training."""
+    from pan.assets import DEMO_CHECKPOINT
+    from pan.train import CheckpointError, load_checkpoint
+
+    given = [f"--{name}" for name in _TRAINING_OPTIONS if getattr(args, name)]
+    if given:
+        print(f"pan demo: --pretrained does not train; drop {', '.join(given)}")
+        return 2
+    path = DEMO_CHECKPOINT if args.pretrained == _SHIPPED else Path(args.pretrained)
+    start = time.time()
+    try:
+        ckpt = load_checkpoint(path)
+    except CheckpointError as err:
+        print(f"pan demo: {err}")
+        return 2
+    config = ckpt["config"]
+    if config.get("dataset") != "mref":
+        print(f"pan demo: {path} was trained on {config.get('dataset')!r}; the demo evaluates on MREF")
+        return 2
+    if args.model is not None and args.model != config.get("model"):
+        print(f"pan demo: --model {args.model} but {path} holds a {config.get('model')} model")
+        return 2
+    args.model = config["model"]
+    state = ckpt.get("state") or {}
+    print(f"pan demo: {args.model} from {path} (recipe {config.get('recipe')}, {state.get('epoch')} epochs of "
+          f"{config.get('num_train')} examples; not trained here), {PRESETS['cpu'][1]} MREF test examples",
+          flush=True)
+    try:
+        report = _evaluate_and_draw(args, path, PRESETS["cpu"][1])
+    except CheckpointError as err:
+        print(f"pan demo: {err}")
+        return 2
+    report.update({"pretrained": str(path), "recipe": config.get("recipe"), "epochs": state.get("epoch"),
+                   "images_trained": (state.get("epoch") or 0) * config.get("num_train", 0),
+                   "provenance": ckpt.get("provenance")})
+    seconds = _finish(args, report, start)
+    print(f"{seconds:.0f} s; wrote {Path(args.out) / 'attention.png'}, {Path(args.out) / 'demo.json'}")
+    return 0
+
+
+def _evaluate_and_draw(args, checkpoint, n_test: int) -> dict:
+    """Test accuracy / TPR of ``checkpoint`` beside both baselines, and the attention figure in ``args.out``."""
     import torch
 
+    from pan.data import make_dataset
     from pan.evaluation.baselines import query_blind_accuracy, uniform_tpr
+    from pan.evaluation.run import evaluate_run
     from pan.provenance import make_header
+    from pan.train import load_model
+    from pan.viz import attention_figure, distinct_image_examples
 
-    blind, uniform = query_blind_accuracy(test), uniform_tpr(test)
-    report = {"header": make_header(torch.device(result["device"])), "model": args.model,
-              "accuracy": result["accuracy"], "tpr": result["tpr"], "query_blind_accuracy": blind,
-              "uniform_tpr": uniform, "accuracy_by_scale": result["accuracy_by_scale"],
-              "best_epoch": summary["best_epoch"], "epochs": summary["epochs"], "wall_seconds": round(seconds, 1),
-              "preset": preset, "recipe": recipe, "device": result["device"], "backend": args.backend,
-              "minutes_budget": None if args.epochs or args.full else args.minutes,
-              "amp": config.amp, "images_per_s": (summary["last_epoch_metrics"] or {}).get("images_per_s")}
-    (out / "demo.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"test accuracy {100 * result['accuracy']:.2f}%   (query-blind answer: {100 * blind:.2f}%, chance 20%)")
-    print(f"test TPR      {100 * result['tpr']:.2f}%   (uniform attention: {100 * uniform:.2f}%)")
-    precision = "bf16 autocast" if config.amp else "fp32"
-    print(f"best epoch {summary['best_epoch']} of {summary['epochs']} ({precision}), {seconds:.0f} s in all")
-    print(f"wrote {figure}, {result['out']}, {out / 'demo.json'}")
-    return 0
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = evaluate_run(checkpoint=str(checkpoint), split="test", num_examples=n_test, backend=args.backend,
+                          device=args.device, out=str(out / "eval_mref_test.json"))
+    model, config = load_model(checkpoint, backend=args.backend, device=result["device"])
+    test = make_dataset("mref", "test", n_test, seed=config.data_seed)
+    attention_figure(model, test, distinct_image_examples(test, 6), out / "attention.png", device=result["device"],
+                     title=f"{args.model} on MREF test")
+    return {"header": make_header(torch.device(result["device"])), "model": args.model,
+            "accuracy": result["accuracy"], "tpr": result["tpr"], "query_blind_accuracy": query_blind_accuracy(test),
+            "uniform_tpr": uniform_tpr(test), "accuracy_by_scale": result["accuracy_by_scale"],
+            "device": result["device"], "backend": args.backend, "amp": config.amp, "eval_file": result["out"]}
+
+
+def _finish(args, report: dict, start: float) -> float:
+    """Write demo.json and print the two numbers against their baselines; the seconds since ``start``."""
+    seconds = time.time() - start
+    report["wall_seconds"] = round(seconds, 1)
+    (Path(args.out) / "demo.json").write_text(json.dumps(report, indent=2) + "\n")
+    acc, blind = 100 * report["accuracy"], 100 * report["query_blind_accuracy"]
+    print(f"test accuracy {acc:.2f}%   (query-blind answer: {blind:.2f}%, chance 20%)")
+    print(f"test TPR      {100 * report['tpr']:.2f}%   (uniform attention: {100 * report['uniform_tpr']:.2f}%)")
+    return seconds
 
 
 def _fit_to_budget(config, args, n_test: int) -> tuple[dict, str]:
@@ -103,10 +167,10 @@ def register(subparsers, name: str, help: str) -> None:
 
     p = subparsers.add_parser(name, help=help, description=help)
     p.add_argument("--full", action="store_true", help="the paper's schedule (30K/10K/10K, early stopping; a GPU run)")
-    p.add_argument("--model", choices=MODEL_NAMES, default="pan-h-ctx")
+    p.add_argument("--model", choices=MODEL_NAMES, default=None, help="default pan-h-ctx")
     p.add_argument("--epochs", type=positive_int,
                    help="train exactly this many epochs (default: as many as fit --minutes on this machine)")
-    p.add_argument("--minutes", type=positive_float, default=15.0,
+    p.add_argument("--minutes", type=positive_float, default=None,
                    help="wall-clock budget of the default demo, data and evaluation included (default 15)")
     p.add_argument("--backend", choices=BACKENDS, default="auto")
     p.add_argument("--device", default="auto")
@@ -115,4 +179,7 @@ def register(subparsers, name: str, help: str) -> None:
     p.add_argument("--resume", action="store_true", help="continue an interrupted demo from its last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="start afresh even if --out holds an earlier run")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--pretrained", nargs="?", const=_SHIPPED, default=None, metavar="CHECKPOINT",
+                   help="skip training: evaluate and draw the checkpoint shipped with pan (trained by `pan train "
+                        "--recipe demo-long`), or CHECKPOINT")
     p.set_defaults(func=run)

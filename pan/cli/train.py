@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from pan.cli import train_real
-from pan.cli.argtypes import non_negative_float, non_negative_int, positive_float, positive_int
+from pan.cli.argtypes import gate_weights, non_negative_float, non_negative_int, positive_float, positive_int
 from pan.train.config import OPTIMIZERS
 from pan.train.recipes import RECIPES, recipe_settings
 from pan.train.regularizers import GATE_TERMS
@@ -87,8 +87,9 @@ def register(subparsers, name: str = "train", help: str | None = None) -> argpar
                    help="lr decay starts after this epoch (paper 50, cpu 5)")
     g.add_argument("--decay-every", type=positive_int, default=None, help="epochs between lr decays (paper 30, cpu 1)")
     g.add_argument("--decay-factor", type=positive_float, default=None, help="lr decay factor (paper 0.9, cpu 0.7)")
-    g.add_argument("--gate-sparsity", type=non_negative_float, default=None, metavar="WEIGHT",
-                   help="add WEIGHT x a term on PAN's gate maps to the loss (paper and cpu 0, demo 0.3)")
+    g.add_argument("--gate-sparsity", type=gate_weights, default=None, metavar="WEIGHT[,WEIGHT...]",
+                   help="add WEIGHT x a term on PAN's gate maps to the loss, one weight for all gates or one per "
+                        "gate (paper and cpu 0, demo 0.3)")
     g.add_argument("--gate-sparsity-kind", choices=GATE_TERMS, default=None,
                    help="l1: the mean gate value; focus: the gate's mass on weak vs strong features (demo; "
                         "pan.train.regularizers)")

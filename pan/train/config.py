@@ -39,7 +39,8 @@ class TrainConfig:
     ``decay_every`` epochs after that (see ``pan.train.lr_at_epoch``), early stopping when validation accuracy has not
     improved for ``patience`` epochs, at most ``max_epochs`` epochs. ``seed`` sets the initialisation and the batch
     order. ``gate_sparsity`` > 0 adds that weight times a term on the model's sigmoid gates (none in SAN, HAN, the
-    STNs, Uniform: the term is 0) to the loss from epoch ``gate_sparsity_start`` + 1 on: ``gate_sparsity_kind``
+    STNs, Uniform: the term is 0; a list gives one weight per gate, first gate first) to the loss from epoch
+    ``gate_sparsity_start`` + 1 on: ``gate_sparsity_kind``
     "l1" (`pan.train.regularizers.gate_sparsity`, mean gate value) or "focus" (`gate_focus`, the gate's mass on
     strong features; the ``demo`` recipe's). The paper has none.
 
@@ -74,7 +75,7 @@ class TrainConfig:
     clip_norm: float | None = 5.0
     rmsprop_alpha: float = 0.99
     rmsprop_eps: float = 1e-8
-    gate_sparsity: float = 0.0
+    gate_sparsity: float | list[float] = 0.0
     gate_sparsity_start: int = 0
     gate_sparsity_kind: str = "l1"
     compile: bool = False
@@ -121,9 +122,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be None or an integer >= {low}, got {value!r}")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        if not (isinstance(self.gate_sparsity, (int, float)) and math.isfinite(self.gate_sparsity)
-                and self.gate_sparsity >= 0):
-            raise ValueError(f"gate_sparsity must be a non-negative number, got {self.gate_sparsity!r}")
+        self._check_gate_sparsity()
         if not (0 < self.decay_factor <= 1):
             raise ValueError(f"decay_factor must be in (0, 1], got {self.decay_factor!r}")
         if self.clip_norm is not None and not (math.isfinite(self.clip_norm) and self.clip_norm > 0):
@@ -144,6 +143,17 @@ class TrainConfig:
             raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
         if (self.train_file is None) != (self.val_file is None):
             raise ValueError("train_file and val_file go together (give both or neither)")
+
+    def _check_gate_sparsity(self) -> None:
+        def weight_ok(w: object) -> bool:
+            return isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w >= 0
+
+        value = self.gate_sparsity
+        if isinstance(value, (list, tuple)) and value and all(weight_ok(w) for w in value):
+            self.gate_sparsity = [float(w) for w in value]  # a list, as JSON round-trips it
+        elif not weight_ok(value):
+            raise ValueError(f"gate_sparsity must be a non-negative number or a non-empty list of them (one per "
+                             f"gate), got {value!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

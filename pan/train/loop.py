@@ -21,6 +21,7 @@ from pan.train.data import ResidentData, epoch_permutation
 from pan.train.distributed import Dist
 from pan.train.interrupt import StopRequest
 from pan.train.optim import build_optimizer
+from pan.train.regularizers import per_gate_weights
 from pan.train.run_state import MetricsLog, RunState, fmt, rng_state, set_rng_state
 from pan.train.schedule import lr_at_epoch
 from pan.train.step import evaluate_sums, param_digest, train_step
@@ -63,6 +64,7 @@ class TrainingRun:
             self.model = self.model.to(memory_format=torch.channels_last)
         # PAN's sigmoid gates lead model(...).attention; SAN, HAN, the STNs and Uniform have none (the term is 0)
         self.num_gates = len(getattr(self.model, "gates", ()))
+        per_gate_weights(config.gate_sparsity, self.num_gates)  # a per-gate list must match the model's gates
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(config, self.params) if self.params else None
         self.state = RunState()

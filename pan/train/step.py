@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -10,17 +11,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from pan.train.data import ResidentData
-from pan.train.regularizers import gate_term
+from pan.train.regularizers import gate_term, per_gate_weights
 
 __all__ = ["train_step", "evaluate_sums", "evaluate", "param_digest"]
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, query: torch.Tensor,
                answer: torch.Tensor, *, clip_norm: float | None = 5.0, amp: bool = False,
-               gate_sparsity: float = 0.0, num_gates: int = 0,
+               gate_sparsity: float | Sequence[float] = 0.0, num_gates: int = 0,
                gate_kind: str = "l1") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One optimiser step on the NLL of ``answer`` (+ ``gate_sparsity`` x `pan.train.regularizers.gate_term`
-    (``gate_kind``) of the first ``num_gates`` attention maps, the model's sigmoid gates); returns (mean NLL, number
+    (``gate_kind``) of the first ``num_gates`` attention maps, the model's sigmoid gates; one weight for all, or a
+    sequence of one per gate); returns (mean NLL, number
     correct, gradient norm before clipping) as device tensors (no host sync). Gradients are clipped to total norm
     ``clip_norm`` (None: not)."""
     optimizer.zero_grad(set_to_none=True)
@@ -28,9 +30,10 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch
         out = model(images, query)
     log_probs = out.log_probs.float()
     loss = F.nll_loss(log_probs, answer)
-    if gate_sparsity > 0 and num_gates > 0:
-        term = gate_term(gate_kind, out.attention[:num_gates], out.gate_inputs[:num_gates])
-        (loss + gate_sparsity * term).backward()
+    weights = per_gate_weights(gate_sparsity, num_gates)
+    if any(w > 0 for w in weights):
+        term = gate_term(gate_kind, out.attention[:num_gates], out.gate_inputs[:num_gates], weights)
+        (loss + term).backward()
     else:
         loss.backward()
     params = [p for group in optimizer.param_groups for p in group["params"]]
