@@ -33,7 +33,7 @@ def main() -> None:
     shipped = {key: ckpt[key] for key in ("format", "config", "model", "state", "metrics", "world_size", "lr")}
     shipped.update({"optimizer": None, "accum": None, "rng": None,
                     "provenance": {"command": args.command, "source": args.checkpoint.name, "summary": summary,
-                                   "header": make_header(torch.device("cpu"))}})
+                                   "header": json.loads(json.dumps(make_header(torch.device("cpu")), default=str))}})
     atomic_torch_save(shipped, args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB)")
 
