@@ -29,14 +29,6 @@ def per_gate_weights(weight: float | Sequence[float], num_gates: int) -> list[fl
     return weights
 
 
-def _weights(weights: Sequence[float] | None, count: int) -> list[float]:
-    if weights is None:
-        return [1.0] * count
-    if len(weights) != count:
-        raise ValueError(f"got {len(weights)} weights for {count} gate maps")
-    return [float(w) for w in weights]
-
-
 def gate_sparsity(gates: Sequence[Tensor], weights: Sequence[float] | None = None) -> Tensor:
     """Sum over the sigmoid gate maps alpha_l [B, h, w] of w_l x mean_{b,i,j} alpha_l (w_l: ``weights``, default
     1 each): an L1 pull that closes each gate
@@ -44,7 +36,7 @@ def gate_sparsity(gates: Sequence[Tensor], weights: Sequence[float] | None = Non
     shrink a gate uniformly without changing its contrast (it does, on MREF's first gate: §8). Float32 scalar; 0 for
     no gates. (A scale-free mean/max form was measured too: §8.)"""
     total = torch.zeros((), dtype=torch.float32, device=gates[0].device if gates else None)
-    for w, alpha in zip(_weights(weights, len(gates)), gates):
+    for w, alpha in zip(per_gate_weights(1.0 if weights is None else weights, len(gates)), gates):
         if w:
             total = total + w * alpha.float().mean()
     return total
@@ -63,7 +55,7 @@ def gate_focus(gates: Sequence[Tensor], inputs: Sequence[Tensor], weights: Seque
     if len(gates) != len(inputs):
         raise ValueError(f"got {len(gates)} gate maps but {len(inputs)} gate inputs")
     total = torch.zeros((), dtype=torch.float32, device=gates[0].device if gates else None)
-    for w, alpha, x in zip(_weights(weights, len(gates)), gates, inputs):
+    for w, alpha, x in zip(per_gate_weights(1.0 if weights is None else weights, len(gates)), gates, inputs):
         if x.shape[0] != alpha.shape[0] or x.shape[2:] != alpha.shape[1:]:
             raise ValueError(f"gate input {tuple(x.shape)} does not match its map {tuple(alpha.shape)}")
         a = alpha.float().flatten(1)
