@@ -12,20 +12,16 @@ from pan.assets import DEMO_CHECKPOINT
 from pan.cli.main import main
 from pan.data import make_dataset
 from pan.evaluation.baselines import query_blind_accuracy
-from pan.train import TrainConfig, load_checkpoint, load_model, train
-from pan.train.recipes import recipe_settings
+from pan.train import load_checkpoint, load_model
+from pan.train.recipes import matching_recipe, recipe_settings
 from pan.train.step import evaluate
+from tests.tiny_runs import train_tiny_mref
 
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
     root = tmp_path_factory.mktemp("pretrained")
-    cache = root / "cache"
-    train_data = make_dataset("mref", "train", 40, seed=0, cache_dir=cache)
-    val_data = make_dataset("mref", "val", 20, seed=0, cache_dir=cache)
-    summary = train(TrainConfig(model="pan-h", num_train=40, num_val=20, batch_size=20, max_epochs=1,
-                                backend="torch", device="cpu", out_dir=str(root / "run"), quiet=True),
-                    train_data=train_data, val_data=val_data)
+    summary = train_tiny_mref(root, "pan-h", "run")
     return root, summary["checkpoint"]
 
 
@@ -72,6 +68,7 @@ def test_shipped_checkpoint_is_the_demo_long_recipe_and_uses_the_query():
     config = ckpt["config"]
     for field, value in recipe_settings("demo-long").items():
         assert config[field] == value or field == "amp", field  # amp: the recipe's "auto", resolved when trained
+    assert matching_recipe(config) == "demo-long"  # what `pan demo --pretrained` reports, whatever --recipe said
     assert config["model"] == "pan-h-ctx" and config["dataset"] == "mref" and config["seed"] == 0
     assert ckpt["state"]["epoch"] == config["max_epochs"]
     assert "pan train" in ckpt["provenance"]["command"] and ckpt["optimizer"] is None
@@ -80,3 +77,12 @@ def test_shipped_checkpoint_is_the_demo_long_recipe_and_uses_the_query():
     with torch.no_grad():
         accuracy = evaluate(model, test, device="cpu")["acc"]
     assert accuracy > query_blind_accuracy(test) + 0.3
+
+
+def test_matching_recipe_names_the_settings_a_run_used():
+    demo = {**recipe_settings("demo"), "amp": False, "recipe": "demo", "model": "pan-h-ctx"}
+    assert matching_recipe(demo) == "demo"
+    assert matching_recipe({**demo, **recipe_settings("demo-long"), "amp": True}) == "demo-long"
+    assert matching_recipe({**recipe_settings("cpu"), "amp": False}) == "cpu"  # demo adds the term: not demo
+    assert matching_recipe({**demo, "max_epochs": 4}) is None  # a changed setting matches no recipe
+    assert matching_recipe({"recipe": "paper", "optimizer": "rmsprop"}) is None

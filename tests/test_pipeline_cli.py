@@ -8,19 +8,14 @@ import pytest
 
 from pan.cli.main import main
 from pan.data import make_dataset
-from pan.train import TrainConfig, train
 from pan.train.precision import fast_bf16
+from tests.tiny_runs import train_tiny_mref
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
-    cache = root / "cache"
-    train_data = make_dataset("mref", "train", 40, seed=0, cache_dir=cache)
-    val_data = make_dataset("mref", "val", 20, seed=0, cache_dir=cache)
-    summary = train(TrainConfig(model="pan-h-ctx", num_train=40, num_val=20, batch_size=20, max_epochs=1,
-                                backend="torch", device="cpu", out_dir=str(root / "pan-h-ctx"), quiet=True),
-                    train_data=train_data, val_data=val_data)
+    summary = train_tiny_mref(root, "pan-h-ctx", "pan-h-ctx")
     return root, summary
 
 

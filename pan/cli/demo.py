@@ -71,6 +71,7 @@ def _run_pretrained(args) -> int:
     """Evaluate and draw a trained checkpoint (default: the shipped one) without training."""
     from pan.assets import DEMO_CHECKPOINT
     from pan.train import CheckpointError, load_checkpoint
+    from pan.train.recipes import matching_recipe
 
     given = [f"--{name}" for name in _TRAINING_OPTIONS if getattr(args, name)]
     if given:
@@ -92,7 +93,8 @@ def _run_pretrained(args) -> int:
         return 2
     args.model = config["model"]
     state = ckpt.get("state") or {}
-    print(f"pan demo: {args.model} from {path} (recipe {config.get('recipe')}, {state.get('epoch')} epochs of "
+    recipe = matching_recipe(config) or config.get("recipe")
+    print(f"pan demo: {args.model} from {path} (recipe {recipe}, {state.get('epoch')} epochs of "
           f"{config.get('num_train')} examples; not trained here), {PRESETS['cpu'][1]} MREF test examples",
           flush=True)
     try:
@@ -100,7 +102,7 @@ def _run_pretrained(args) -> int:
     except CheckpointError as err:
         print(f"pan demo: {err}")
         return 2
-    report.update({"pretrained": str(path), "recipe": config.get("recipe"), "epochs": state.get("epoch"),
+    report.update({"pretrained": str(path), "recipe": recipe, "epochs": state.get("epoch"),
                    "images_trained": (state.get("epoch") or 0) * config.get("num_train", 0),
                    "provenance": ckpt.get("provenance")})
     seconds = _finish(args, report, start)

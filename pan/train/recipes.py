@@ -22,7 +22,7 @@
 
 from __future__ import annotations
 
-__all__ = ["RECIPES", "recipe_settings"]
+__all__ = ["RECIPES", "matching_recipe", "recipe_settings"]
 
 RECIPES: dict[str, dict] = {
     "paper": {},
@@ -42,3 +42,16 @@ def recipe_settings(name: str) -> dict:
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
     return dict(RECIPES[name])
+
+
+def matching_recipe(config: dict) -> str | None:
+    """The recipe whose settings a run's config (``TrainConfig`` fields as a dict) has, whatever ``--recipe`` it
+    named: a run made with ``--recipe demo`` plus flags that equal ``demo-long`` matches ``demo-long``. A recipe's
+    ``amp="auto"`` matches either resolved choice. Of several matches the one that sets the most fields; ``None``
+    if no recipe with settings matches (the paper's recipe sets none: it is the defaults)."""
+
+    def matches(settings: dict) -> bool:
+        return all(config.get(k) == v or (k == "amp" and v == "auto") for k, v in settings.items())
+
+    found = [name for name, settings in RECIPES.items() if settings and matches(settings)]
+    return max(found, key=lambda name: len(RECIPES[name]), default=None)
