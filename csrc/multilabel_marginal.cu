@@ -9,6 +9,7 @@
 // (pass 1), then grad_z = alpha sigmoid(z) sigmoid(-z) (G_a / p_a - H_a / (1 - p_a)) into an fp32 workspace
 // (pass 2); dx = grad_z Wc and dWc = grad_z^T x are matmuls, as for hard_attention_marginal.
 #include "common.cuh"
+#include "marginal_device.cuh"
 #include "marginal_host.cuh"
 #include "ops.h"
 
@@ -38,22 +39,10 @@ __global__ void __launch_bounds__(kThreads)
   float* scratch = cl + 4 * BN;                                                               // [8]
   const int tid = threadIdx.x;
   const Fragment fr = Fragment::of_thread();
-  const int A = ca.Nout, W = ca.W, HW = ca.H * ca.W, b = tile.b;
+  const int A = ca.Nout, HW = ca.H * ca.W, b = tile.b;
   float* st = stats + static_cast<int64_t>(b) * (HW + 2 * A);
 
-  float m = -INFINITY, l = 0.f;
-  for (int p = tid; p < HW; p += kThreads) lse_push(m, l, sc.at(b, p / W, p % W));
-  const float lse_s = block_lse(m, l, scratch);
-  if (tid < kBM) {
-    int i, j;
-    float la = -INFINITY;
-    if (tile.row_pixel(tid, i, j)) {
-      la = sc.at(b, i, j) - lse_s;
-      alpha_out[static_cast<int64_t>(b) * HW + i * W + j] = static_cast<T>(expf(la));
-      st[i * W + j] = la;
-    }
-    la_s[tid] = la;  // read after the barriers of tile.run()
-  }
+  tile_log_alpha(tile, sc, alpha_out, st, la_s, scratch);  // la_s read after the barriers of tile.run()
 
   float* dst = part + (static_cast<int64_t>(b) * ca.tiles_per_img + blockIdx.x % ca.tiles_per_img) * 2 * A;
   float acc[2][G::NF][4];
@@ -120,16 +109,13 @@ __global__ void __launch_bounds__(kThreads)
   float* ured = la_s + kBM;                                                                   // [2][kBM]
   float* scratch = ured + 2 * kBM;                                                            // [8]
   const int tid = threadIdx.x;
-  const Fragment fr = Fragment::of_thread();
   const int A = ca.Nout, W = ca.W, HW = ca.H * ca.W, b = tile.b;
   const float* st = stats + static_cast<int64_t>(b) * (HW + 2 * A);
 
   float v = 0.f;
   for (int a = tid; a < A; a += kThreads) v += gl.at(b, a) + gh.at(b, a);
   const float gsum = block_sum(v, scratch);
-  v = 0.f;
-  for (int p = tid; p < HW; p += kThreads) v += expf(st[p]) * ga.at(b, p / W, p % W);
-  const float gadot = block_sum(v, scratch);
+  const float gadot = alpha_dot(st, ga, b, ca.H, W, scratch);
   if (tid < kBM) {
     int i, j;
     la_s[tid] = tile.row_pixel(tid, i, j) ? st[i * W + j] : -INFINITY;
@@ -139,22 +125,14 @@ __global__ void __launch_bounds__(kThreads)
   // pass 1: u, then ds
   float u[2][2] = {{0.f, 0.f}, {0.f, 0.f}};
   float acc[2][G::NF][4];
-  for (int n0 = 0; n0 < A; n0 += BN) {
-    tile.run(acc, n0);
-    fr.cols<BN>([&](int nf, int jn, int col) {
-      const int n = n0 + col;
-      if (n >= A) return;
-      const float bias = bc != nullptr ? static_cast<float>(bc[n]) : 0.f;
-      const float gn = gl.at(b, n), hn = gh.at(b, n), lp = st[HW + n], l1p = st[HW + A + n];
-      fr.rows([&](int mf, int h, int row) {
-        int i, j;
-        if (!tile.row_pixel(row, i, j)) return;
-        float pos, neg;
-        log_sigmoid_pair(acc[mf][nf][2 * h + jn] + bias, pos, neg);
-        u[mf][h] += gn * expf(la_s[row] + pos - lp) + hn * expf(la_s[row] + neg - l1p);
-      });
+  for_each_logit(tile, acc, A, bc, [&](int n, auto&& rows) {
+    const float gn = gl.at(b, n), hn = gh.at(b, n), lp = st[HW + n], l1p = st[HW + A + n];
+    rows([&](int mf, int h, int row, int, int, float z) {
+      float pos, neg;
+      log_sigmoid_pair(z, pos, neg);
+      u[mf][h] += gn * expf(la_s[row] + pos - lp) + hn * expf(la_s[row] + neg - l1p);
     });
-  }
+  });
   store_row_partials(u, ured);
   __syncthreads();
   if (tid < kBM) {
@@ -167,23 +145,15 @@ __global__ void __launch_bounds__(kThreads)
   }
 
   // pass 2: gz (every exponent <= 0: alpha sigmoid(+-z) <= p or 1 - p)
-  for (int n0 = 0; n0 < A; n0 += BN) {
-    tile.run(acc, n0);
-    fr.cols<BN>([&](int nf, int jn, int col) {
-      const int n = n0 + col;
-      if (n >= A) return;
-      const float bias = bc != nullptr ? static_cast<float>(bc[n]) : 0.f;
-      const float gn = gl.at(b, n), hn = gh.at(b, n), lp = st[HW + n], l1p = st[HW + A + n];
-      fr.rows([&](int mf, int h, int row) {
-        int i, j;
-        if (!tile.row_pixel(row, i, j)) return;
-        float pos, neg;
-        log_sigmoid_pair(acc[mf][nf][2 * h + jn] + bias, pos, neg);
-        const float base = la_s[row] + pos + neg;
-        gz[(static_cast<int64_t>(b) * HW + i * W + j) * A + n] = gn * expf(base - lp) - hn * expf(base - l1p);
-      });
+  for_each_logit(tile, acc, A, bc, [&](int n, auto&& rows) {
+    const float gn = gl.at(b, n), hn = gh.at(b, n), lp = st[HW + n], l1p = st[HW + A + n];
+    rows([&](int, int, int row, int i, int j, float z) {
+      float pos, neg;
+      log_sigmoid_pair(z, pos, neg);
+      const float base = la_s[row] + pos + neg;
+      gz[(static_cast<int64_t>(b) * HW + i * W + j) * A + n] = gn * expf(base - lp) - hn * expf(base - l1p);
     });
-  }
+  });
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 // grad_z = G_a r_ija - p(a|ij) u_ij (fp32 workspace); dx = grad_z Wc and dWc = grad_z^T x are two matmuls.
 // soft_attention_pool: f = sum_ij softmax(s)_ij x_ij, and its backward, on CUDA cores (a GEMV per sample).
 #include "common.cuh"
+#include "marginal_device.cuh"
 #include "marginal_host.cuh"
 #include "ops.h"
 
@@ -41,32 +42,14 @@ __global__ void __launch_bounds__(kThreads)
   const int A = ca.Nout, W = ca.W, HW = ca.H * ca.W, b = tile.b;
   float* st = stats + static_cast<int64_t>(b) * (2 * HW + A);
 
-  float m = -INFINITY, l = 0.f;
-  for (int p = tid; p < HW; p += kThreads) lse_push(m, l, sc.at(b, p / W, p % W));
-  const float lse_s = block_lse(m, l, scratch);
-  if (tid < kBM) {
-    int i, j;
-    float la = -INFINITY;
-    if (tile.row_pixel(tid, i, j)) {
-      la = sc.at(b, i, j) - lse_s;
-      alpha_out[static_cast<int64_t>(b) * HW + i * W + j] = static_cast<T>(expf(la));
-      st[i * W + j] = la;
-    }
-    la_s[tid] = la;  // read in pass 2, after the barriers of tile.run()
-  }
+  tile_log_alpha(tile, sc, alpha_out, st, la_s, scratch);  // la_s read in pass 2, after the barriers of tile.run()
 
   // pass 1: logsumexp over classes of every pixel
   float zm[2][2] = {{-INFINITY, -INFINITY}, {-INFINITY, -INFINITY}}, zl[2][2] = {{0.f, 0.f}, {0.f, 0.f}};
   float acc[2][G::NF][4];
-  for (int n0 = 0; n0 < A; n0 += BN) {
-    tile.run(acc, n0);
-    fr.cols<BN>([&](int nf, int jn, int col) {
-      const int n = n0 + col;
-      if (n >= A) return;
-      const float bias = bc != nullptr ? static_cast<float>(bc[n]) : 0.f;
-      fr.rows([&](int mf, int h, int) { lse_push(zm[mf][h], zl[mf][h], acc[mf][nf][2 * h + jn] + bias); });
-    });
-  }
+  for_each_logit(tile, acc, A, bc, [&](int, auto&& rows) {
+    rows([&](int mf, int h, int, int, int, float z) { lse_push(zm[mf][h], zl[mf][h], z); });
+  });
   fr.rows([&](int mf, int h, int row) {
     float mm = zm[mf][h], ll = zl[mf][h];
     for (int s = 1; s < 4; s <<= 1) {
@@ -149,16 +132,13 @@ __global__ void __launch_bounds__(kThreads)
   float* ured = u_s + kBM;                                                                    // [2][kBM]
   float* scratch = ured + 2 * kBM;                                                            // [8]
   const int tid = threadIdx.x;
-  const Fragment fr = Fragment::of_thread();
   const int A = ca.Nout, W = ca.W, HW = ca.H * ca.W, b = tile.b;
   const float* st = stats + static_cast<int64_t>(b) * (2 * HW + A);
 
   float v = 0.f;
   for (int a = tid; a < A; a += kThreads) v += gl.at(b, a);
   const float gsum = block_sum(v, scratch);
-  v = 0.f;
-  for (int p = tid; p < HW; p += kThreads) v += expf(st[p]) * ga.at(b, p / W, p % W);
-  const float gadot = block_sum(v, scratch);
+  const float gadot = alpha_dot(st, ga, b, ca.H, W, scratch);
   if (tid < kBM) {
     int i, j;
     const bool valid = tile.row_pixel(tid, i, j);
@@ -170,20 +150,12 @@ __global__ void __launch_bounds__(kThreads)
   // pass 1: u
   float u[2][2] = {{0.f, 0.f}, {0.f, 0.f}};
   float acc[2][G::NF][4];
-  for (int n0 = 0; n0 < A; n0 += BN) {
-    tile.run(acc, n0);
-    fr.cols<BN>([&](int nf, int jn, int col) {
-      const int n = n0 + col;
-      if (n >= A) return;
-      const float bias = bc != nullptr ? static_cast<float>(bc[n]) : 0.f;
-      const float gn = gl.at(b, n), lpn = st[2 * HW + n];
-      fr.rows([&](int mf, int h, int row) {
-        int i, j;
-        if (tile.row_pixel(row, i, j))
-          u[mf][h] += gn * expf(la_s[row] - lz_s[row] + acc[mf][nf][2 * h + jn] + bias - lpn);
-      });
+  for_each_logit(tile, acc, A, bc, [&](int n, auto&& rows) {
+    const float gn = gl.at(b, n), lpn = st[2 * HW + n];
+    rows([&](int mf, int h, int row, int, int, float z) {
+      u[mf][h] += gn * expf(la_s[row] - lz_s[row] + z - lpn);
     });
-  }
+  });
   store_row_partials(u, ured);
   __syncthreads();
   if (tid < kBM) {
@@ -199,21 +171,13 @@ __global__ void __launch_bounds__(kThreads)
   __syncthreads();
 
   // pass 2: gz
-  for (int n0 = 0; n0 < A; n0 += BN) {
-    tile.run(acc, n0);
-    fr.cols<BN>([&](int nf, int jn, int col) {
-      const int n = n0 + col;
-      if (n >= A) return;
-      const float bias = bc != nullptr ? static_cast<float>(bc[n]) : 0.f;
-      const float gn = gl.at(b, n), lpn = st[2 * HW + n];
-      fr.rows([&](int mf, int h, int row) {
-        int i, j;
-        if (!tile.row_pixel(row, i, j)) return;
-        const float lpz = acc[mf][nf][2 * h + jn] + bias - lz_s[row];
-        gz[(static_cast<int64_t>(b) * HW + i * W + j) * A + n] = gn * expf(la_s[row] + lpz - lpn) - expf(lpz) * u_s[row];
-      });
+  for_each_logit(tile, acc, A, bc, [&](int n, auto&& rows) {
+    const float gn = gl.at(b, n), lpn = st[2 * HW + n];
+    rows([&](int, int, int row, int i, int j, float z) {
+      const float lpz = z - lz_s[row];
+      gz[(static_cast<int64_t>(b) * HW + i * W + j) * A + n] = gn * expf(la_s[row] + lpz - lpn) - expf(lpz) * u_s[row];
     });
-  }
+  });
 }
 
 // f[b, c] = sum_ij softmax(s)_ij x[b, c, ij]; the first channel block also writes alpha.
