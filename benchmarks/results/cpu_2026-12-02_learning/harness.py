@@ -57,6 +57,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--sparsity_start", type=int, default=0, help="images seen before --gate_sparsity applies")
     p.add_argument("--gate_weights", type=lambda t: [float(v) for v in t.split(",")], default=None,
                    help="per-gate multipliers of the term, e.g. 1,0,0 (default: 1 for every gate)")
+    p.add_argument("--curriculum_digits", type=lambda t: tuple(int(v) for v in t.split(",")), default=None,
+                   help="digits per image (lo,hi) of an easier MREF used for the first --curriculum_images")
+    p.add_argument("--curriculum_images", type=int, default=0)
+    p.add_argument("--qlr_mult", type=float, default=1.0, help="learning rate multiplier of the query embeddings")
     p.add_argument("--save", default=None, help="save the final state_dict here")
     p.add_argument("--load", default=None, help="start from this state_dict (fresh optimiser)")
     return p.parse_args()
@@ -172,11 +176,27 @@ def main() -> None:
     for k, gate in enumerate(model.gates):
         gate.register_forward_hook(lambda mod, args, out, k=k: gate_inputs.__setitem__(k, args[0]))
     params = list(model.parameters())
-    opt = build_optimizer(params, a)
-    images = torch.from_numpy(tr.images).permute(0, 3, 1, 2).contiguous()
-    img_idx = torch.from_numpy(tr.image_index).long()
-    queries = torch.from_numpy(tr.query).long()
-    answers = torch.from_numpy(tr.answer).long()
+    query_params = [p for n, p in model.named_parameters() if "query_embedding" in n]
+    other = [p for n, p in model.named_parameters() if "query_embedding" not in n]
+    opt = build_optimizer([{"params": other, "mult": 1.0}, {"params": query_params, "mult": a.qlr_mult}], a)
+    def tensors(ds):
+        return (torch.from_numpy(ds.images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(ds.image_index).long(),
+                torch.from_numpy(ds.query).long(), torch.from_numpy(ds.answer).long())
+
+    images, img_idx, queries, answers = tensors(tr)
+    easy = None
+    if a.curriculum_digits:
+        import pan.data.generate as generate
+        import pan.data.render as render
+
+        saved = generate.DIGITS_PER_IMAGE
+        generate.DIGITS_PER_IMAGE = render.DIGITS_PER_IMAGE = a.curriculum_digits
+        easy_ds = make_dataset("mref", "train", a.ntrain, seed=5, cache_dir=None)
+        generate.DIGITS_PER_IMAGE = render.DIGITS_PER_IMAGE = saved
+        print("curriculum set: query-blind", query_blind_accuracy(easy_ds), flush=True)
+        easy = tensors(easy_ds)
+        hard = (images, img_idx, queries, answers)
+        images, img_idx, queries, answers = easy
     Path(a.log_dir).mkdir(parents=True, exist_ok=True)
     log = open(Path(a.log_dir) / f"{a.name}.jsonl", "w")
     t0 = time.time()
@@ -188,6 +208,10 @@ def main() -> None:
     train_time = 0.0
     while train_time < a.seconds:
         ts = time.time()
+        if easy is not None and seen >= a.curriculum_images:
+            images, img_idx, queries, answers = hard
+            easy = None
+            perm, pos = torch.randperm(len(queries), generator=gen), 0
         if pos + a.bs > len(queries):
             perm = torch.randperm(len(queries), generator=gen)
             pos = 0
@@ -196,7 +220,7 @@ def main() -> None:
         x = images[img_idx[idx]].float().div_(255).contiguous(memory_format=torch.channels_last)
         lr = learning_rate(a, step, train_time)
         for group in opt.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group["mult"]
         opt.zero_grad(set_to_none=True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=not a.fp32):
             out = model(x, queries[idx])
