@@ -11,6 +11,7 @@
 #include <limits>
 #include <optional>
 #include <tuple>
+#include <utility>
 
 #ifdef PAN_EMULATE
 #include "emu/emu_runtime.h"
@@ -583,12 +584,12 @@ struct IntTag {
 };
 
 // Calls f(PrecTag<P>) for x's dtype: fp32 -> TF32 tensor cores when torch.backends.cudnn.allow_tf32 (as
-// PyTorch's convolutions), else exact fp32 FMA; bf16 and fp16 -> tensor cores.
+// PyTorch's convolutions) and the kernel has tensor cores, else exact fp32 FMA; bf16 and fp16 -> their PrecTag.
 template <typename F>
-inline void dispatch_prec(const at::Tensor& x, const char* op, F&& f) {
+inline void dispatch_prec(const at::Tensor& x, const char* op, F&& f, bool tensor_cores = true) {
   switch (x.scalar_type()) {
     case at::kFloat:
-      if (allow_tf32())
+      if (tensor_cores && allow_tf32())
         f(PrecTag<Prec::kTf32>{});
       else
         f(PrecTag<Prec::kFp32>{});
@@ -607,19 +608,7 @@ inline void dispatch_prec(const at::Tensor& x, const char* op, F&& f) {
 // Calls f(PrecTag<P>) on the raw element type only (kernels without tensor cores).
 template <typename F>
 inline void dispatch_dtype(const at::Tensor& x, const char* op, F&& f) {
-  switch (x.scalar_type()) {
-    case at::kFloat:
-      f(PrecTag<Prec::kFp32>{});
-      break;
-    case at::kBFloat16:
-      f(PrecTag<Prec::kBf16>{});
-      break;
-    case at::kHalf:
-      f(PrecTag<Prec::kFp16>{});
-      break;
-    default:
-      TORCH_CHECK(false, op, ": x must be float32, float16 or bfloat16, got ", x.scalar_type());
-  }
+  dispatch_prec(x, op, std::forward<F>(f), /*tensor_cores=*/false);
 }
 
 // Output-column block of the GEMMs: 32 when the product is narrow (Hd = 32 at MREF, A = 5), else 64.

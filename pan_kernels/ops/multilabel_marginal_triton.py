@@ -28,6 +28,7 @@ from pan_kernels.ops.spatial_attention_triton import (
     _fwd_num_warps,
     _head_launch,
     _logits_tile,
+    _lse_columns,
     _pixel_offset,
     _pixel_splits,
     _split_softmax,
@@ -39,15 +40,6 @@ def _log_sigmoid_pair(z):
     """(logsigmoid(z), logsigmoid(-z)) without overflow: logsigmoid(z) = min(z, 0) - log(1 + exp(-|z|))."""
     t = tl.log(1.0 + tl.exp(-tl.abs(z)))
     return tl.minimum(z, 0.0) - t, tl.minimum(-z, 0.0) - t
-
-
-@triton.jit
-def _lse_columns(m, acc, v):
-    """One streaming log-sum-exp step over the rows of v [P, A] into per-column running (max m, sum acc)."""
-    m_new = tl.maximum(m, tl.max(v, axis=0))
-    # a column whose running max is still -inf has no mass yet: keep it at exactly 0 (no inf - inf)
-    safe = tl.where(m_new == -float("inf"), 0.0, m_new)
-    return m_new, acc * tl.exp(m - safe) + tl.sum(tl.exp(v - safe[None, :]), axis=0)
 
 
 @triton.jit

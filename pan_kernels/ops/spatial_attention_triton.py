@@ -50,6 +50,15 @@ def _logits_tile(
 
 
 @triton.jit
+def _lse_columns(m, acc, v):
+    """One streaming log-sum-exp step over the rows of v [P, A] into per-column running (max m, sum acc)."""
+    m_new = tl.maximum(m, tl.max(v, axis=0))
+    # a column whose running max is still -inf has no mass yet: keep it at exactly 0 (no inf - inf)
+    safe = tl.where(m_new == -float("inf"), 0.0, m_new)
+    return m_new, acc * tl.exp(m - safe) + tl.sum(tl.exp(v - safe[None, :]), axis=0)
+
+
+@triton.jit
 def _spatial_logsumexp(s_ptr, HW, BLOCK_P: tl.constexpr):
     """logsumexp over the HW scores at s_ptr, streamed in BLOCK_P chunks, one running (max, sum) per lane (fp32)."""
     m = tl.full((BLOCK_P,), -float("inf"), dtype=tl.float32)
@@ -130,11 +139,7 @@ def _hard_marginal_fwd_kernel(
             log_alpha = tl.load(stats_ptr + i_b * n_stats + o_p, mask=m_p, other=0.0)
             lse_z = tl.load(stats_ptr + i_b * n_stats + HW + o_p, mask=m_p, other=0.0)
             v = tl.where(m_p[:, None], z + (log_alpha - lse_z)[:, None], -float("inf"))
-            m_new = tl.maximum(m_acc, tl.max(v, axis=0))
-            # a column whose running max is still -inf has no mass yet: keep it at exactly 0 (no inf - inf).
-            safe = tl.where(m_new == -float("inf"), 0.0, m_new)
-            l_acc = l_acc * tl.exp(m_acc - safe) + tl.sum(tl.exp(v - safe[None, :]), axis=0)
-            m_acc = m_new
+            m_acc, l_acc = _lse_columns(m_acc, l_acc, v)
         tl.store(part_ptr + (i_b * NUM_SPLITS + i_s) * A + o_a, m_acc + tl.log(l_acc), mask=m_a)
 
 
