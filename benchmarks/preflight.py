@@ -27,6 +27,7 @@ itself in a subprocess when it is set).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -330,6 +331,23 @@ def _uses_dot(kernel) -> bool:
     return walk(kernel, frozenset())
 
 
+@contextlib.contextmanager
+def _fresh_triton_cache():
+    """Compile into a new, temporary Triton cache. A cached kernel's TTGIR keeps the source locations (file, line) of
+    the checkout that compiled it first, which need not be these files at these lines; the x-load analysis reads the
+    source lines the locations point at."""
+    saved = os.environ.get("TRITON_CACHE_DIR")
+    with tempfile.TemporaryDirectory(prefix="pan-preflight-triton-") as cache_dir:
+        os.environ["TRITON_CACHE_DIR"] = cache_dir
+        try:
+            yield
+        finally:
+            if saved is None:
+                os.environ.pop("TRITON_CACHE_DIR", None)
+            else:
+                os.environ["TRITON_CACHE_DIR"] = saved
+
+
 def analyse(launches: list[Launch], log=lambda _m: None) -> list[dict]:
     """One row per launch: compile (cached per specialisation) and measure."""
     compiled_cache: dict[str, dict] = {}
@@ -381,18 +399,20 @@ def analyse(launches: list[Launch], log=lambda _m: None) -> list[dict]:
 
 
 def run_preflight(ops=None, shapes=None, dtypes=("float32",), log=lambda _m: None) -> list[dict]:
-    """Rows for the registry's (op, full-scale shape, dtype) selection; shapes None or "all" = every one."""
+    """Rows for the registry's (op, full-scale shape, dtype) selection; shapes None or "all" = every one. Compiles
+    in a fresh Triton cache (`_fresh_triton_cache`)."""
     from benchmarks import registry
 
     rows = []
-    for spec in registry.OPS.values():
-        if ops and spec.name not in ops:
-            continue
-        for shape in spec.shapes:
-            if shapes and "all" not in shapes and shape.name not in shapes:
+    with _fresh_triton_cache():
+        for spec in registry.OPS.values():
+            if ops and spec.name not in ops:
                 continue
-            for dtype in dtypes:
-                rows += analyse(collect_launches(spec.name, shape, dtype), log)
+            for shape in spec.shapes:
+                if shapes and "all" not in shapes and shape.name not in shapes:
+                    continue
+                for dtype in dtypes:
+                    rows += analyse(collect_launches(spec.name, shape, dtype), log)
     return rows
 
 
