@@ -58,11 +58,12 @@ def gate_focus(gates: Sequence[Tensor], inputs: Sequence[Tensor], weights: Seque
     for w, alpha, x in zip(per_gate_weights(1.0 if weights is None else weights, len(gates)), gates, inputs):
         if x.shape[0] != alpha.shape[0] or x.shape[2:] != alpha.shape[1:]:
             raise ValueError(f"gate input {tuple(x.shape)} does not match its map {tuple(alpha.shape)}")
+        if not w:
+            continue
         a = alpha.float().flatten(1)
         e = x.detach().float().norm(dim=1).flatten(1)
         e = e / e.mean(1, keepdim=True).clamp_min(eps)
-        if w:
-            total = total + w * (a.mean(1) / (a * e).mean(1).clamp_min(eps)).mean()
+        total = total + w * (a.mean(1) / (a * e).mean(1).clamp_min(eps)).mean()
     return total
 
 
