@@ -17,9 +17,9 @@ import os
 import pytest
 import torch
 
-from benchmarks import registry
-from benchmarks.registry import Unavailable
-from benchmarks.run import build_call, eager_error, error_limit, prepare_case, scaled_errors
+from pan.bench import registry
+from pan.bench.registry import Unavailable
+from pan.bench.run import build_call, eager_error, error_limit, prepare_case, scaled_errors
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 SCALE = os.environ.get("PAN_BENCH_SCALE", "full" if DEVICE.type == "cuda" else "small")

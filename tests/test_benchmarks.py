@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from benchmarks import registry, report, roofline, run, timing
+from pan.bench import registry, report, roofline, run, timing
 
 CPU = torch.device("cpu")
 
@@ -239,7 +239,7 @@ def test_cli_cpu_eager_and_compile_writes_json(tmp_path, capsys):
 
 
 def test_cli_refuses_a_wrong_provider(tmp_path, monkeypatch):
-    from benchmarks import cli
+    from pan.bench import cli
 
     real = registry.make_provider
 
@@ -260,7 +260,7 @@ def test_cli_refuses_a_wrong_provider(tmp_path, monkeypatch):
 
 
 def test_cli_list_and_bad_arguments(capsys):
-    from benchmarks import cli
+    from pan.bench import cli
 
     assert cli.main(["--list"]) == 0
     assert "MREF-49" in capsys.readouterr().out
@@ -285,7 +285,7 @@ def test_report_helpers(tmp_path):
 
 def test_train_benchmark_tiny(tmp_path):
     pytest.importorskip("pan.models")
-    from benchmarks import cli
+    from pan.bench import cli
 
     out = tmp_path / "train.json"
     rc = cli.main(["--train", "--device", "cpu", "--train-batch", "2", "--train-steps", "2", "--train-warmup", "1",
@@ -300,7 +300,7 @@ def test_train_benchmark_tiny(tmp_path):
 
 def test_profile_writes_a_chrome_trace(tmp_path):
     pytest.importorskip("pan.models")
-    from benchmarks import train
+    from pan.bench import train
 
     path = tmp_path / "trace.json"
     summary = train.profile_training_step(str(path), CPU, "torch", batch_size=2, warmup=1)
@@ -318,7 +318,7 @@ def test_op_range_is_a_no_op_context_without_cuda():
 
 
 def test_summary_checks_targets_only_on_measured_rows(tmp_path):
-    from benchmarks import summary
+    from pan.bench import summary
 
     def row(provider, median, mode="fwd", op="progressive_attention", shape="MREF-49", **extra):
         base = dict(op=op, mode=mode, shape="B256 C32 49x49 Hd32 k3", shape_name=shape, dtype="float32",

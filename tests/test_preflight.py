@@ -26,7 +26,7 @@ def _preflight(tmp_path, args, python=sys.executable, timeout=900):
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     out = tmp_path / "preflight.json"
-    proc = subprocess.run([python, "-m", "benchmarks.preflight", "--quiet", "--json", str(out), *args], env=env,
+    proc = subprocess.run([python, "-m", "pan.bench.preflight", "--quiet", "--json", str(out), *args], env=env,
                           cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc, json.loads(out.read_text())
@@ -69,7 +69,7 @@ def test_pan_bench_preflight_cli(tmp_path):
     """`pan bench --preflight` (here on one tiny layer) re-runs itself outside the interpreter and writes JSON."""
     env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     out = tmp_path / "p.json"
-    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--preflight", "--op", "soft_attention_pool",
+    proc = subprocess.run([sys.executable, "-m", "pan.bench", "--preflight", "--op", "soft_attention_pool",
                            "--shape", "MREF-4", "--json", str(out), "--quiet"], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]

@@ -1,6 +1,6 @@
 """``pan bench``: benchmark the kernels against eager PyTorch and torch.compile (see benchmarks/cli.py).
 
-The options and the runner live in the `benchmarks` package (also runnable as ``python -m benchmarks``); this module
+The options and the runner live in the `pan.bench` package (also runnable as ``python -m pan.bench``); this module
 only attaches them to the ``pan`` command line.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks.cli import _DESCRIPTION, add_arguments
+from pan.bench.cli import _DESCRIPTION, add_arguments
 
 
 def register(subparsers, name: str = "bench", help: str | None = None) -> argparse.ArgumentParser:
@@ -21,6 +21,6 @@ def register(subparsers, name: str = "bench", help: str | None = None) -> argpar
 
 
 def _run(args: argparse.Namespace) -> int:
-    from benchmarks.cli import run
+    from pan.bench.cli import run
 
     return run(args)

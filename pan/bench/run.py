@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-from benchmarks import registry, roofline, timing
-from benchmarks.registry import Case, Unavailable, as_tuple
+from pan.bench import registry, roofline, timing
+from pan.bench.registry import Case, Unavailable, as_tuple
 
 # Error bound, relative to max(max|reference|, 1), by dtype. fp32 on a GPU depends on TF32 (set per run).
 TOLERANCES = {"float32": 2e-4, "float32-tf32": 2e-2, "bfloat16": 6e-2, "float16": 1e-2}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pan.provenance import make_header  # noqa: F401  (re-exported for benchmarks.cli)
+from pan.provenance import make_header  # noqa: F401  (re-exported for pan.bench.cli)
 
 
 def header_line(header: dict) -> str:

@@ -1,6 +1,6 @@
 """Markdown summaries of `--json` files for benchmarks/RESULTS.md, and the issue's targets checked against them.
 
-    python -m benchmarks.summary benchmarks/results/h100_2026-12-01_ops-fp32.json [more.json ...] > summary.md
+    python -m pan.bench.summary benchmarks/results/h100_2026-12-01_ops-fp32.json [more.json ...] > summary.md
 
 Only measured numbers appear: a provider that was skipped, refused or failed shows its status instead of a time.
 """
@@ -153,7 +153,7 @@ def summarize(paths: list[str | Path]) -> str:
 def main(argv: list[str] | None = None) -> int:
     paths = sys.argv[1:] if argv is None else argv
     if not paths:
-        print("usage: python -m benchmarks.summary FILE.json [FILE.json ...]", file=sys.stderr)
+        print("usage: python -m pan.bench.summary FILE.json [FILE.json ...]", file=sys.stderr)
         return 2
     sys.stdout.write(summarize(paths))
     return 0

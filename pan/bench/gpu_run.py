@@ -1,8 +1,8 @@
 """The full GPU run, for a session with a lent GPU: every stage writes its JSON to --out as soon as it ends.
 
-    python -m benchmarks.gpu_run --out "$OUT" [--build-ext] [--budget-s 470]
+    python -m pan.bench.gpu_run --out "$OUT" [--build-ext] [--budget-s 470]
 
-Stages, in order of value, each a `python -m benchmarks` subprocess with a timeout of its share of the budget (the
+Stages, in order of value, each a `python -m pan.bench` subprocess with a timeout of its share of the budget (the
 shares below, renormalised over the selected stages) cut to what is left (a stage that hangs or crashes loses only
 itself). `--quick` is the short selection scripts/gpu_session.sh uses (see --help):
   0. (--build-ext) build the CUDA extension in place (setup.py build_ext --inplace), so provider "cuda" runs;
@@ -12,12 +12,12 @@ itself). `--quick` is the short selection scripts/gpu_session.sh uses (see --hel
   4. launch:     the launch-bound layers (MREF-10, MREF-4) timed as CUDA-graph replays;
   5. ops-bf16:   the registry in bf16;
   6. trace:      a torch.profiler Chrome trace of one training step.
-Then summary.md (benchmarks.summary over every JSON) and log.txt. Files are named <device>_<date>_<stage>.json, at most
+Then summary.md (pan.bench.summary over every JSON) and log.txt. Files are named <device>_<date>_<stage>.json, at most
 8 files (the device tool brings back 8). Copy the JSON files to benchmarks/results/ and the summary into
 benchmarks/RESULTS.md.
 
 With the device tool (10 minutes a command), from the repository root:
-    python3 -m benchmarks.gpu_run --out "$OUT" --build-ext --budget-s 540
+    python3 -m pan.bench.gpu_run --out "$OUT" --build-ext --budget-s 540
 If the extension build or compile times leave later stages skipped (log.txt says so), run them in a second call,
 e.g. `--stages opB-ieee launch ops-bf16 trace` (without --build-ext the "cuda" provider is reported as skipped).
 """
@@ -33,7 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def device_slug() -> str:
@@ -47,7 +47,7 @@ def device_slug() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu_run", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m pan.bench.gpu_run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="output folder (the device tool's $OUT)")
     parser.add_argument("--budget-s", type=float, default=470.0, help="total seconds for every stage (default 470)")
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         return rc in (0, 1)  # 1 = some row refused or failed: the JSON is still written and worth keeping
 
     py = sys.executable
-    bench = [py, "-m", "benchmarks", "--quiet"]
+    bench = [py, "-m", "pan.bench", "--quiet"]
     stages = args.stages or ["ops-fp32", "train", "opB-ieee", "launch", "ops-bf16", "trace"]
     if args.build_ext:
         ext_env = dict(MAX_JOBS=str(os.cpu_count() or 8), TORCH_CUDA_ARCH_LIST=os.environ.get("TORCH_CUDA_ARCH_LIST",
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results = sorted(p for p in out.glob(f"{prefix}_*.json") if not p.name.endswith("_trace.json"))
     if results:
-        from benchmarks.summary import summarize
+        from pan.bench.summary import summarize
 
         (out / "summary.md").write_text(summarize(results))
         print((out / "summary.md").read_text())

@@ -1,4 +1,4 @@
-"""`pan bench` and `python -m benchmarks`: one argument set, one entry point.
+"""`pan bench` and `python -m pan.bench`: one argument set, one entry point.
 
     pan bench                                   the registry (GPU: the paper's layers; CPU: small versions)
     pan bench --op progressive_attention --mode fwd+bwd --shape MREF-49 --json r.json --plot r.png
@@ -121,12 +121,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     if getattr(args, "preflight", False):
-        from benchmarks.preflight import preflight_main
+        from pan.bench.preflight import preflight_main
 
         return preflight_main(args.op, args.shape or ["all"], args.dtype, args.json, args.strict, args.quiet)
     import torch
 
-    from benchmarks import registry, report
+    from pan.bench import registry, report
 
     log = (lambda _msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     try:
@@ -163,8 +163,8 @@ def _run(args: argparse.Namespace) -> int:
     if not cases:
         print("pan bench: error: the selection is empty", file=sys.stderr)
         return 2
-    from benchmarks import roofline
-    from benchmarks.run import RunOptions, run_cases
+    from pan.bench import roofline
+    from pan.bench.run import RunOptions, run_cases
 
     roof = None
     if not args.no_roofline:
@@ -184,7 +184,7 @@ def _ordered(providers) -> list[str]:
 
 
 def _finish(args, header: dict, rows: list[dict], roof: dict | None, train: list[dict] | None) -> int:
-    from benchmarks import report
+    from pan.bench import report
 
     rows = report.sanitize(rows)
     train = report.sanitize(train) if train is not None else None
@@ -205,7 +205,7 @@ def _finish(args, header: dict, rows: list[dict], roof: dict | None, train: list
 
 
 def _train(args, device, header: dict, log) -> int:
-    from benchmarks import train
+    from pan.bench import train
 
     gpu = device.type == "cuda"
     batch = args.train_batch or (200 if gpu else 8)
@@ -224,7 +224,7 @@ def _train(args, device, header: dict, log) -> int:
 
 
 def _profile(args, device) -> int:
-    from benchmarks import train
+    from pan.bench import train
 
     batch = args.train_batch or (200 if device.type == "cuda" else 8)
     try:
@@ -238,5 +238,5 @@ def _profile(args, device) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser("python -m benchmarks")
+    parser = build_parser("python -m pan.bench")
     return run(parser.parse_args(argv))

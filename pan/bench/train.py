@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from benchmarks import timing
+from pan.bench import timing
 
 MODEL = "pan-h-ctx"
 IMAGE_SIZE = 100

@@ -1,9 +1,9 @@
 """Static pre-flight of every Triton kernel at the registry's shapes, compiled for the H100/H200 (sm_90) without a GPU.
 
     pan bench --preflight [--op ...] [--shape ...] [--dtype ...] [--json FILE]
-    python -m benchmarks.preflight [--op ...] [--shape ...] [--dtype ...] [--json FILE]
+    python -m pan.bench.preflight [--op ...] [--shape ...] [--dtype ...] [--json FILE]
 
-For each (op, shape, dtype) of `benchmarks.registry` (full scale: the paper's layers) the Triton launchers run
+For each (op, shape, dtype) of `pan.bench.registry` (full scale: the paper's layers) the Triton launchers run
 forward and backward on *meta* tensors under the GPU tile policy; every kernel launch is recorded instead of run
 (grid, arguments, num_warps) and specialised exactly as Triton's JIT would on a GPU (ints equal to 1 become
 constants, 16-divisible ints and pointers get `tt.divisibility`), then compiled with `triton.compile` for
@@ -401,7 +401,7 @@ def analyse(launches: list[Launch], log=lambda _m: None) -> list[dict]:
 def run_preflight(ops=None, shapes=None, dtypes=("float32",), log=lambda _m: None) -> list[dict]:
     """Rows for the registry's (op, full-scale shape, dtype) selection; shapes None or "all" = every one. Compiles
     in a fresh Triton cache (`_fresh_triton_cache`)."""
-    from benchmarks import registry
+    from pan.bench import registry
 
     rows = []
     with _fresh_triton_cache():
@@ -444,7 +444,7 @@ def versions() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.preflight", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m pan.bench.preflight", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--op", nargs="+", default=None)
     parser.add_argument("--shape", nargs="+", default=None)
@@ -460,13 +460,13 @@ def preflight_main(ops, shapes, dtypes, json_path, strict: bool, quiet: bool) ->
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
         # the interpreter replaces @triton.jit functions: compile in a clean subprocess
         env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-        cmd = [sys.executable, "-m", "benchmarks.preflight", "--dtype", *dtypes]
+        cmd = [sys.executable, "-m", "pan.bench.preflight", "--dtype", *dtypes]
         cmd += ["--op", *ops] if ops else []
         cmd += ["--shape", *shapes] if shapes else []
         cmd += ["--json", json_path] if json_path else []
         cmd += ["--strict"] if strict else []
         cmd += ["--quiet"] if quiet else []
-        root = str(Path(__file__).resolve().parent.parent)
+        root = str(Path(__file__).resolve().parent.parent.parent)
         env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
         return subprocess.run(cmd, env=env, cwd=root).returncode
     log = (lambda _m: None) if quiet else (lambda m: print(m, file=sys.stderr, flush=True))
