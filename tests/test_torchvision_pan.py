@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torchvision
 
 from pan.models.attach import AttachedPAN, MultiLabelOutput
 from pan.models.outputs import ModelOutput
@@ -16,8 +17,6 @@ from pan.models.torchvision_pan import (
     load_backbone_weights,
     vgg16_stages,
 )
-
-torchvision = pytest.importorskip("torchvision")
 
 
 def _batch(B=2, size=224, A=7, Q=5):
