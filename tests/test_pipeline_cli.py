@@ -66,7 +66,11 @@ def test_bad_arguments_exit_2(argv, capsys):
     except SystemExit as exit_:
         code = exit_.code
     assert code == 2
-    assert capsys.readouterr()  # a message was printed
+    printed = "".join(capsys.readouterr())  # stdout + stderr
+    last = printed.strip().splitlines()[-1] if printed.strip() else ""
+    named = [a for a in argv[1:] if a.startswith("--") or "/" in a] or ["--checkpoint"]
+    assert last.startswith(f"pan {argv[0]}") and any(word in last for word in named), printed  # names the argument
+    assert "Traceback" not in printed
 
 
 @pytest.fixture(scope="module")
