@@ -4,7 +4,7 @@
 // over a 64-pixel tile whose k x k halo is staged once per 32 input channels in shared memory; the hidden
 // activations h = relu(W1 * F + q + b1) stay in registers and are reduced with w2 to s; the gate writes
 // alpha = sigmoid(s) and out = x * alpha.
-// Backward (design D3 of PERF.md, recompute h): kernel 1 recomputes h and writes g_pre = dL/d(pre) [B*H*W, Hd]
+// Backward (design D3 of docs/design.md, Backward designs, recompute h): kernel 1 recomputes h and writes g_pre = dL/d(pre) [B*H*W, Hd]
 // plus per-tile partials of dquery_bias, dw2 and db2; kernel 2 is the weight-gradient GEMM
 // dW1[tap, c, h] = sum_n x[n + tap, c] g_pre[n, h] split over pixels; kernel 3 is the data-gradient GEMM
 // dx = sum_tap g_pre[. - tap] W1[tap] (the forward main loop with flipped taps) + g_out * alpha.

@@ -5,7 +5,7 @@
 // z = Wc x_ij + bc on the tensor cores (the k = 1 case of the conv main loop; never written to memory), their
 // logsumexp over classes (pass 1) and, per class, the logsumexp over the tile's pixels of
 // log alpha_ij + log_softmax_a(z_ij) (pass 2, z recomputed); a tiny kernel merges the tiles into log p(a).
-// Backward (PERF.md): one kernel recomputes z and forms u_ij = sum_a G_a r_ija, grad_s and
+// Backward (docs/design.md, Backward designs): one kernel recomputes z and forms u_ij = sum_a G_a r_ija, grad_s and
 // grad_z = G_a r_ija - p(a|ij) u_ij (fp32 workspace); dx = grad_z Wc and dWc = grad_z^T x are two matmuls.
 // soft_attention_pool: f = sum_ij softmax(s)_ij x_ij, and its backward, on CUDA cores (a GEMV per sample).
 #include "common.cuh"

@@ -1,5 +1,5 @@
-"""The public ops of SPEC §2 and the multi-label marginal of §4: validation, backend choice, then the eager
-reference or a registered kernel op."""
+"""The public ops (docs/design.md, The ops), the multi-label marginal included: validation, backend choice,
+then the eager reference or a registered kernel op."""
 
 from __future__ import annotations
 

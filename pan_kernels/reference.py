@@ -1,4 +1,4 @@
-"""Eager PyTorch reference of the PAN ops (SPEC §2): the oracle for every test and the CPU path.
+"""Eager PyTorch reference of the PAN ops (docs/design.md, The ops): the oracle for every test and the CPU path.
 
 Conv2d/einsum based, differentiable by autograd, works in every floating dtype including float64.
 It never depends on compiled code.

@@ -62,7 +62,7 @@ def test_head_costs_hand_computed():
 
 
 def test_costs_reproduce_perf_md_floors():
-    """The registry's shapes and PERF.md's floors (H100: 3.0 TB/s, 495 TFLOP/s TF32) agree within 2%."""
+    """The registry's shapes and docs/design.md's floors (H100: 3.0 TB/s, 495 TFLOP/s TF32) agree within 2%."""
     ops = registry.OPS
     mref49 = next(s for s in ops["progressive_attention"].shapes if s.name == "MREF-49")
     vg28 = next(s for s in ops["progressive_attention"].shapes if s.name == "VG-28")

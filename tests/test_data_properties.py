@@ -1,4 +1,4 @@
-"""Properties of generated MREF / MDIST / MBG data (SPEC §5), checked on the data itself."""
+"""Properties of generated MREF / MDIST / MBG data (docs/design.md, Datasets), checked on the data itself."""
 
 from __future__ import annotations
 

@@ -8,7 +8,8 @@ itself). `--quick` is the short selection scripts/gpu_session.sh uses (see --hel
   0. (--build-ext) build the CUDA extension in place (setup.py build_ext --inplace), so provider "cuda" runs;
   1. ops-fp32:   the whole registry at the paper's shapes, fp32 with TF32, every provider and mode;
   2. train:      PAN[H]+CTX training steps at batch 200 (torch, torch+compile, triton, cuda, CUDA graphs);
-  3. opB-ieee:   hard_attention_marginal with TF32 off (PERF.md item 5: label the precision of the baseline);
+  3. opB-ieee:   hard_attention_marginal with TF32 off (label the baseline's precision:
+                 docs/design.md, Performance model);
   4. launch:     the launch-bound layers (MREF-10, MREF-4) timed as CUDA-graph replays;
   5. ops-bf16:   the registry in bf16;
   6. trace:      a torch.profiler Chrome trace of one training step.

@@ -8,12 +8,13 @@ Providers:
 A provider that cannot run here (no extension, no GPU, Triton on CPU tensors without TRITON_INTERPRET=1) raises
 `Unavailable` with the library's own reason; the runner reports it as skipped.
 
-Shapes: the GPU defaults are the paper's layers (SPEC §4, PERF.md): MREF (B=256, C=32, Hd=32, k=3 at 49x49, 23x23
+Shapes: the GPU defaults are the paper's layers (docs/design.md, The model family and Floors):
+MREF (B=256, C=32, Hd=32, k=3 at 49x49, 23x23
 and 10x10; the final 4x4 layer scores with k=1 and feeds the heads with A=5) and VGG (B=32, Hd=C, k=5: C=256 at
 56x56, C=512 at 28x28 and 14x14; the marginal with C=512, 14x14, A=749). `scale="small"` gives CPU-sized versions of
 the same layers (same names) so a CPU run finishes in seconds.
 
-`h_policy` is what the bytes/FLOPs model assumes for op A's hidden activations h (PERF.md's "auto" policy):
+`h_policy` is what the bytes/FLOPs model assumes for op A's hidden activations h (docs/design.md, Backward designs):
 recomputed in backward where memory-bound (MREF), stored in bf16 where compute-bound (VG).
 """
 

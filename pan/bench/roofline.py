@@ -1,7 +1,7 @@
 """Bytes and FLOPs of every op, counted in one place, and the device's measured ceilings (the roofline).
 
 Bytes are the compulsory traffic of a fully fused kernel: every input read once and every output written once
-(PERF.md's floors). The same count is used for every provider, so "GB/s" is the effective bandwidth a provider
+(docs/design.md, Floors). The same count is used for every provider, so "GB/s" is the effective bandwidth a provider
 achieves against the minimum it must move; an unfused provider that moves more still gets the same denominator.
 FLOPs count multiply-adds as 2, the element-wise epilogues as listed below; transcendentals (exp, sigmoid, log)
 are not counted.
@@ -13,7 +13,7 @@ progressive_attention (op A), gate=True; attention_scores is the same MLP with g
        params = query_bias [B,Hd] + weight1 [Hd,C,k,k] + bias1 [Hd] + weight2 [Hd] + bias2 []
        flops = 2*N*K*Hd (conv GEMM) + 4*N*Hd (+q+b1, relu, *w2, sum) + N*C (out = x * alpha, gate only)
   bwd  bytes = x (read) + grad_s/grad_alpha (read) + dx (write) + params (read) + param grads (write)
-               + gate: grad_out (read) + alpha (read)        [PERF.md: the backward floor is 3 ||x|| with the gate]
+               + gate: grad_out (read) + alpha (read)  [docs/design.md, Backward designs: floor 3 ||x|| with the gate]
                + h_policy "store": h [N,Hd] in bf16 (read)
        flops = 2 * 2*N*K*Hd (dgrad + wgrad GEMMs) + 4*N*Hd (through w2 and relu: dpre, dw2, dquery_bias)
                + h_policy "recompute": 2*N*K*Hd + 4*N*Hd (the forward recomputed)
@@ -72,7 +72,7 @@ def attention_mlp_cost(B: int, C: int, H: int, W: int, Hd: int, k: int, mode: st
     params = (B * Hd + Hd * K + Hd + Hd + 1) * es
     gemm = 2 * N * K * Hd
     epilogue = 4 * N * Hd
-    h_bytes = N * Hd * 2 if h_policy == "store" else 0  # h kept in bf16 (PERF.md design D4)
+    h_bytes = N * Hd * 2 if h_policy == "store" else 0  # h kept in bf16 (docs/design.md, Backward designs, D4)
 
     fwd = Cost(x + (x if gate else 0) + amap + params, gemm + epilogue + (N * C if gate else 0))
     bwd_bytes = x + amap + x + 2 * params + ((x + amap) if gate else 0) + h_bytes
@@ -198,7 +198,7 @@ def measure_roofline(device: torch.device, dtypes: list[torch.dtype]) -> Rooflin
     if gpu and torch.float32 in dtypes:
         roof.notes["float32"] = "tf32" if torch.backends.cuda.matmul.allow_tf32 else "ieee fp32"
     if gpu:
-        # PERF.md item 3: the narrow Hd=32 GEMM of MREF-49 sets the practical compute floor there.
+        # docs/design.md, Performance model: the narrow Hd=32 GEMM of MREF-49 sets the practical compute floor there.
         a = torch.randn(614656, 288, device=device)
         b = torch.randn(288, 32, device=device)
         ms = _time_ms(lambda: torch.mm(a, b), device)

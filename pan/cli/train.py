@@ -1,4 +1,4 @@
-"""``pan train``: train a model on MREF / MDIST / MBG (SPEC §6); see ``pan train --help``.
+"""``pan train``: train a model on MREF / MDIST / MBG (docs/design.md, Training); see ``pan train --help``.
 
 Bad arguments (unknown model, negative epochs, lr <= 0, batch size <= 0, ``--resume`` without a checkpoint, a
 checkpoint made with other settings) print ``pan train: error: ...`` and exit with status 2. An interrupted run

@@ -1,4 +1,4 @@
-"""The paper's synthetic datasets MREF, MDIST and MBG (SPEC §5), built from real MNIST digits.
+"""The paper's synthetic datasets MREF, MDIST and MBG (docs/design.md, Datasets), built from real MNIST digits.
 
 ``make_dataset(name, split, num_examples, seed=0, mnist_dir=None, cache_dir=...)`` returns a :class:`PanDataset`;
 :class:`PanTorchDataset` and :class:`GpuLoader` (imported lazily, they need torch) feed it to training.

@@ -1,4 +1,4 @@
-"""Fixed parameters of the MREF / MDIST / MBG datasets (SPEC §5)."""
+"""Fixed parameters of the MREF / MDIST / MBG datasets (docs/design.md, Datasets)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Attribute mAP for the Visual Genome setting (paper §4.2, SPEC §6): PASCAL VOC average precision per attribute,
+"""Attribute mAP for the Visual Genome setting (paper §4.2; docs/design.md, Metrics): PASCAL VOC average
+precision per attribute,
 averaged with weights proportional to each attribute's number of positive examples.
 
     result = weighted_map(scores [N, A], labels [N, A] in {0, 1})

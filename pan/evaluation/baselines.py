@@ -1,4 +1,4 @@
-"""The two baselines a trained PAN must beat to show it attends (SPEC §6; `pan demo` reports both).
+"""The two baselines a trained PAN must beat to show it attends (docs/design.md, Metrics; `pan demo` reports both).
 
 - query-blind answer: the most common colour among the image's digits (ties: the lowest colour index), what a model
   that ignores the query can at best learn from the image alone;

@@ -1,4 +1,5 @@
-"""Evaluation of a model on a PAN dataset: colour accuracy, TPR, accuracy by target-scale bin (SPEC §6)."""
+"""Evaluation of a model on a PAN dataset: colour accuracy, TPR, accuracy by target-scale bin
+(docs/design.md, Metrics)."""
 
 from __future__ import annotations
 

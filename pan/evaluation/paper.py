@@ -1,4 +1,4 @@
-"""The paper's Table 1 (colour accuracy % / TPR %), SPEC §7, and the table printer."""
+"""The paper's Table 1 (colour accuracy % / TPR %), docs/design.md, The paper's Table 1, and the table printer."""
 
 from __future__ import annotations
 

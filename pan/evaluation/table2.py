@@ -1,7 +1,8 @@
 """Our Table 2 (paper §4.2): per Visual Genome run, the attribute mAP (frequency-weighted VOC AP) and attention TPR
 on the Visual Genome test split (against boxes) and on VOC 2007 (against masks), from `pan eval` JSON files.
 
-The paper's Table 2 numbers are not recorded in this library (SPEC §7 lists Table 1 only), so the table shows ours.
+The paper's Table 2 numbers are not recorded in this library (docs/design.md records Table 1 only), so the table
+shows ours.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""True-positive ratio of attention (SPEC §6).
+"""True-positive ratio of attention (docs/design.md, Metrics).
 
 Each attention map is spread to image space over its receptive field (every location's value spread evenly over
 the pixels it sees), the maps of all attention layers are multiplied, the product is normalised to sum 1, and

@@ -1,4 +1,4 @@
-"""The PAN model family and the paper's baselines (SPEC §4), by CLI name.
+"""The PAN model family and the paper's baselines (docs/design.md, The model family), by CLI name.
 
     model = build_model("pan-h-ctx", backend="triton")
     out = model(images [B, 3, 100, 100] float in [0, 1], query [B] int64)   # ModelOutput(log_probs, attention)

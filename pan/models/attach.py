@@ -1,4 +1,4 @@
-"""Progressive attention attached to any CNN given as named stages (paper §4.2, SPEC §4 last paragraph).
+"""Progressive attention attached to any CNN given as named stages (paper §4.2; docs/design.md, The VGG-16 network).
 
 A backbone is an ordered mapping name -> module whose modules run one after another (e.g. VGG-16's five blocks
 ending in pool1..pool5, or ResNet-50's stem and layer1..layer4; see pan.models.torchvision_pan). After each stage

@@ -1,4 +1,5 @@
-"""Training (SPEC §6): ``train(TrainConfig(...)) -> summary dict``, an lr grid, checkpoints and exact resume.
+"""Training (docs/design.md, Training): ``train(TrainConfig(...)) -> summary dict``, an lr grid, checkpoints and
+exact resume.
 
     from pan.train import TrainConfig, train, lr_grid, load_model
     summary = train(TrainConfig(model="pan-h-ctx", dataset="mref", out_dir="runs/x"))

@@ -1,4 +1,4 @@
-"""`TrainConfig`: every setting of a training run (SPEC §6), validated, JSON-serialisable."""
+"""`TrainConfig`: every setting of a training run (docs/design.md, Training), validated, JSON-serialisable."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""One training run (SPEC §6) as an object: set-up (data, model, optimizer, resume), the epoch loop, validation,
-early stopping, checkpoints; DDP-aware. `pan.train.train` is the public entry point."""
+"""One training run (docs/design.md, Training) as an object: set-up (data, model, optimizer, resume), the epoch loop,
+validation, early stopping, checkpoints; DDP-aware. `pan.train.train` is the public entry point."""
 
 from __future__ import annotations
 

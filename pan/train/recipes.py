@@ -1,7 +1,8 @@
 """Named training recipes: the settings a `pan train --recipe NAME` / `pan demo` run starts from.
 
-- ``paper``: the paper's schedule (SPEC §6), `TrainConfig`'s defaults: RMSprop lr 1e-3, batch 200, clip 5, lr x0.9
-  every 30 epochs after 50, early stopping after 50 epochs without improvement, 30K / 10K examples. A GPU run.
+- ``paper``: the paper's schedule (docs/design.md, Training), `TrainConfig`'s defaults: RMSprop lr 1e-3, batch 200,
+  clip 5, lr x0.9 every 30 epochs after 50, early stopping after 50 epochs without improvement, 30K / 10K examples.
+  A GPU run.
 - ``cpu``: what a 2-core CPU can show in about 15 minutes (docs/training-notes.md measures why each setting is
   there): Adam lr 1e-3 at batch 32 (leaves the query-blind plateau in ~2K steps, RMSprop at batch 200 needs far more
   images), channels-last (NHWC convolutions) and bf16 autocast where the CPU runs bf16 natively ("auto": 3x the

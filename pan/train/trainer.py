@@ -1,5 +1,6 @@
-"""The training loop (SPEC §6): RMSprop, lr schedule, gradient clipping, early stopping, checkpoints, exact resume,
-JSON-lines metrics, progress bar, torch.compile / bf16 autocast, and DistributedDataParallel under torchrun.
+"""The training loop (docs/design.md, Training): RMSprop, lr schedule, gradient clipping, early stopping, checkpoints,
+exact resume, JSON-lines metrics, progress bar, torch.compile / bf16 autocast, and DistributedDataParallel under
+torchrun.
 
 Batches: epoch ``e`` visits the training examples in ``epoch_permutation(seed, e)``; step ``s`` takes the global
 batch ``perm[s*B:(s+1)*B]`` (``B = batch_size``) and, with ``W`` processes, rank ``r`` takes its ``r``-th slice of
@@ -34,7 +35,7 @@ __all__ = ["train", "lr_grid"]
 
 
 def train(config: TrainConfig, *, train_data: Any = None, val_data: Any = None) -> dict:
-    """Train ``config.model`` as SPEC §6 says; returns a summary dict.
+    """Train ``config.model`` as docs/design.md, Training, says; returns a summary dict.
 
     ``train_data`` / ``val_data`` (PanDataset-like objects: ``images``, ``image_index``, ``query``, ``answer``)
     replace the datasets the config names. Under ``torchrun`` (WORLD_SIZE > 1) every process calls this; rank 0

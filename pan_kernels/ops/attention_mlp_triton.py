@@ -4,9 +4,10 @@ Forward, one kernel: an implicit GEMM on `tl.dot` gathers the k x k neighbourhoo
 from `x` (any strides, zero padding), keeps the hidden activations h = relu(W1 * F + q + b1) on chip, reduces
 them with w2 to the score s, and (GATE) writes alpha = sigmoid(s) and out = x * alpha.
 
-Backward (recompute policy, design D3 of PERF.md): kernel 1 recomputes h and writes g_pre = dL/d(pre) plus
-per-block partials of dquery_bias, dw2, db2; kernel 2 is the weight-gradient GEMM dW1 = sum_n x_shift^T g_pre
-(split over n = (b, pixel)); kernel 3 is the data-gradient GEMM dx = sum_tap g_pre_shift W1_tap (+ g_out * alpha).
+Backward (recompute policy, design D3 of docs/design.md, Backward designs): kernel 1 recomputes h and writes
+g_pre = dL/d(pre) plus per-block partials of dquery_bias, dw2, db2; kernel 2 is the weight-gradient GEMM
+dW1 = sum_n x_shift^T g_pre (split over n = (b, pixel)); kernel 3 is the data-gradient GEMM
+dx = sum_tap g_pre_shift W1_tap (+ g_out * alpha).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """torch.library registration shared by the compiled backends: fake (meta) implementations and autograd.
 
 `register_backend("triton", impls)` defines `pan_kernels::<op>_triton[_backward]` from Python launchers with
-`torch.library.custom_op` (the registration PERF.md found to pass opcheck and torch.compile under the Triton
-interpreter). The CUDA extension defines `pan_kernels::<op>_cuda[_backward]` in C++ with the same schemas;
+`torch.library.custom_op` (the registration docs/design.md, Backends, found to pass opcheck and torch.compile under
+the Triton interpreter). The CUDA extension defines `pan_kernels::<op>_cuda[_backward]` in C++ with the same schemas;
 `register_backend("cuda")` then only attaches the same fakes and autograd.
 """
 

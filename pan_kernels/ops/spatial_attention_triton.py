@@ -4,7 +4,7 @@
 hard_attention_marginal forward, one kernel: per (sample, pixel split) it computes log_softmax_ij(s), the
 per-pixel logits z = Wc x_ij + bc tile by tile on `tl.dot` (never written to memory), their logsumexp over
 classes, and a streaming logsumexp over its pixels of log alpha_ij + log_softmax_a(z_ij); the pixel splits are
-merged by a [B, splits, A] logsumexp. Backward (PERF.md): one kernel recomputes z and forms
+merged by a [B, splits, A] logsumexp. Backward (docs/design.md, Backward designs): one kernel recomputes z and forms
 u_ij = sum_a G_a r_ija, grad_s and grad_z = G_a r_ija - p(a|ij) u_ij; dx = grad_z Wc and dWc = grad_z^T x are
 two GEMMs on that workspace.
 """
