@@ -23,8 +23,10 @@ def run_cli(argv: list[str]) -> int:
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     path = tmp_path_factory.mktemp("cli")
-    synthetic_dataset(50, seed=0).save(path / "train.npz")
-    synthetic_dataset(25, seed=1).save(path / "val.npz")
+    for name, n, seed in (("train", 50, 0), ("val", 25, 0)):
+        data = synthetic_dataset(n, seed=seed + (name == "val"))
+        data.meta = {"name": "mref", "split": name, "num_examples": n, "seed": seed}  # as `pan data generate` writes
+        data.save(path / f"{name}.npz")
     return ["--train-file", str(path / "train.npz"), "--val-file", str(path / "val.npz")]
 
 
@@ -42,7 +44,7 @@ def files(tmp_path_factory):
     (["--dataset", "cifar"], "invalid choice"),
     (["--compile-mode", "fastest"], "invalid choice"),
     (["--train-file", "a.npz"], "--train-file and --val-file go together"),
-    (["--train-file", "missing.npz", "--val-file", "missing2.npz"], "no such file: missing.npz"),
+    (["--train-file", "missing.npz", "--val-file", "missing2.npz"], "--train-file missing.npz: no such file"),
 ])
 def test_bad_arguments_exit_2(argv, message, tmp_path, capsys):
     assert run_cli([*argv, "--out", str(tmp_path / "out")]) == 2

@@ -37,3 +37,37 @@ def gate_weights(text: str) -> float | list[float]:
     parts = text.split(",")
     values = [non_negative_float(part.strip()) for part in parts]
     return values[0] if len(parts) == 1 else values
+
+
+def device_name(text: str) -> str:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``: a device torch knows and this machine has."""
+    import torch
+
+    if text == "auto":
+        return text
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {text!r}") from None
+    if device.type not in ("cpu", "cuda"):
+        raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {text!r}")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(f"{text}: no CUDA GPU is available on this machine")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(f"{text}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return text
+
+
+def backend_problem(backend: str, device: str) -> str | None:
+    """None when the pan_kernels ``backend`` can run on ``device`` (a `device_name`), else why not."""
+    if backend in ("auto", "torch"):
+        return None
+    import torch
+
+    from pan_kernels._backend import _cuda_usable, _triton_usable
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    usable = _triton_usable if backend == "triton" else _cuda_usable
+    return usable(torch.device(device))

