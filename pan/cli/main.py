@@ -18,7 +18,7 @@ SUBCOMMANDS = [
     ("data", "pan.cli.data", "generate or preview the MREF / MDIST / MBG datasets"),
     ("train", "pan.cli.train", "train a model"),
     ("eval", "pan.cli.eval", "evaluate a checkpoint (accuracy, TPR, accuracy by scale)"),
-    ("table", "pan.cli.table", "print Table 1 next to the paper's numbers"),
+    ("table", "pan.cli.table", "print Table 1 next to the paper's numbers (and our Table 2 for Visual Genome runs)"),
     ("figure", "pan.cli.figure", "draw attention figures"),
     ("bench", "pan.cli.bench", "benchmark the kernels against eager and torch.compile"),
 ]

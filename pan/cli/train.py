@@ -32,7 +32,7 @@ _MODELS = "uniform, stn-s, stn-m, san, han, pan-s, pan-h, pan-s-ctx, pan-h-ctx"
 
 _DESCRIPTION = f"""\
 Train a model. Recipe `paper` (the default) is the paper's: RMSprop, batch 200, gradient-norm clip 5, lr x0.9 every
-30 epochs after epoch 50, early stopping on validation accuracy. Recipe `cpu` is what a 2-core CPU learns in ~15
+30 epochs after epoch 50, early stopping on validation accuracy. Recipe `cpu` is what a 2-core CPU learns in 5.5-14.5
 minutes (Adam lr 1e-3, batch 32, channels-last, bf16 where the CPU has native bf16, 9 epochs, lr x0.7 per epoch
 after 5); recipe `demo`, which `pan demo` uses, adds the focus term on PAN's gates (weight 0.3 from epoch 4) that
 moves each gate's mass onto the features the answer uses (docs/training-notes.md §8-9).

@@ -2,8 +2,8 @@
 
 Every weight with a fan-in and a fan-out (convolutions, linear layers, the attention MLP's W1, the query embeddings)
 gets U(-a, a) with a = sqrt(6 / (fan_in + fan_out)); the attention MLP's output vector w2 [hidden] counts as a
-hidden -> 1 layer; biases start at 0; batch-norm keeps (1, 0). Measured on MREF (docs/training-notes.md), it leaves
-the query-blind plateau about twice as fast as PyTorch's default (Kaiming-uniform a=sqrt(5)) initialisation.
+hidden -> 1 layer; biases start at 0; batch-norm keeps (1, 0). Measured on MREF (docs/training-notes.md), it left
+the query-blind plateau sooner than PyTorch's default (Kaiming-uniform a=sqrt(5)) initialisation (§2 there).
 """
 
 from __future__ import annotations

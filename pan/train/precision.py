@@ -1,8 +1,9 @@
 """Whether bf16 autocast pays on a device: ``amp="auto"`` resolves through `resolve_amp`.
 
-bf16 autocast roughly doubles PAN's training images/s on CPUs with native bf16 convolutions (oneDNN on AVX-512
-with BF16 / AMX, e.g. AMD Zen 4) and makes them about 10x *slower* on CPUs without (AVX2 only: oneDNN falls back
-to a reference path; measured 22 vs 217 images/s on such a host, docs/training-notes.md §1). So the CPU recipes ask
+bf16 autocast speeds up PAN's training on CPUs with native bf16 convolutions (oneDNN on AVX-512 with BF16 / AMX,
+e.g. AMD Zen 4; indicative, docs/training-notes.md §1) and makes it 6-9x *slower* on CPUs without (AVX2 only:
+oneDNN falls back to a reference path; measured 23 vs 140 images/s NCHW and 21 vs 190 channels-last on such a host,
+benchmarks/results/cpu_2026-12-03_avx2_train-throughput.json). So the CPU recipes ask
 for "auto", not for bf16.
 """
 

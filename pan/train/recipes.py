@@ -3,17 +3,17 @@
 - ``paper``: the paper's schedule (docs/design.md, Training), `TrainConfig`'s defaults: RMSprop lr 1e-3, batch 200,
   clip 5, lr x0.9 every 30 epochs after 50, early stopping after 50 epochs without improvement, 30K / 10K examples.
   A GPU run.
-- ``cpu``: what a 2-core CPU can show in about 15 minutes (docs/training-notes.md measures why each setting is
-  there): Adam lr 1e-3 at batch 32 (leaves the query-blind plateau in ~2K steps, RMSprop at batch 200 needs far more
-  images), channels-last (NHWC convolutions) and bf16 autocast where the CPU runs bf16 natively ("auto": 3x the
-  fp32 NCHW images/s on AVX-512 BF16 cores, 10x slower on AVX2-only ones; `pan.train.precision`), 9 epochs of 30K
-  examples with the lr annealed over the last four (x0.7 per epoch), 1K validation examples.
+- ``cpu``: what a 2-core CPU can show in 5.5-14.5 minutes per attention CNN (CPU Table 1; docs/training-notes.md
+  measures why each setting is there): Adam lr 1e-3 at batch 32 (leaves the query-blind plateau in ~2K steps, RMSprop
+  at batch 200 needs far more images), channels-last (NHWC convolutions) and bf16 autocast where the CPU runs bf16
+  natively ("auto": faster on AVX-512 BF16 cores, 6-9x slower on AVX2-only ones; `pan.train.precision`), 9 epochs of
+  30K examples with the lr annealed over the last four (x0.7 per epoch), 1K validation examples.
   CPU Table 1 was trained with it (on a host with native bf16).
 - ``demo``: ``cpu`` plus the focus term on PAN's gates (`pan.train.regularizers.gate_focus`, weight 0.3) from
   epoch 4 on, once the model has left the query-blind plateau. Without a term the gates stay open over the black
   background, where the features are 0 and the loss cannot train them, so attention spreads (TPR ~6%); the focus
   term moves each gate's mass onto strong features, so the first gate learns the strokes and TPR passes 30% after
-  ~240K images, at a cost of a few points of accuracy at the same budget (docs/training-notes.md §8-9). `pan demo`
+  ~200K images, at a cost of a few points of accuracy at the same budget (docs/training-notes.md §8-9). `pan demo`
   uses it, with its epochs fitted to a wall-clock budget (`pan.train.budget`).
 - ``demo-long``: what the checkpoint shipped for ``pan demo --pretrained`` was trained with (an hour on 2 CPU cores,
   docs/training-notes.md §10): ``demo`` on 60K examples for 10 epochs (600K images; lr annealed after epoch 7), the
