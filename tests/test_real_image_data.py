@@ -47,13 +47,85 @@ def test_box_mask_covers_the_scaled_box():
 @pytest.mark.parametrize("file,content,message", [
     ("objects.json", "{not json", "objects.json: not valid JSON"),
     ("attributes.json", json.dumps({"image_id": 1}), "attributes.json: expected a JSON list"),
-    ("attributes.json", json.dumps([{"image_id": 1}]), "attributes.json: a record lacks the field 'attributes'"),
-    ("image_data.json", json.dumps([{"image_id": 2}]), "attributes.json: image 1 is not in"),
+    ("attributes.json", json.dumps([{"image_id": 1}]), r"attributes.json: record 0 \(image 1\): lacks the field "
+                                                        "'attributes'"),
+    ("image_data.json", json.dumps([{"image_id": 2}]), r"attributes.json: record 0 \(image 1\): the image is not in"),
+    ("objects.json", '[{"image_id": 1, "objects": []}, 7]', "objects.json: expected a JSON list of per-image object "
+                                                             "records; item 1 is 7"),
+    ("objects.json", '[{"image_id": 1, "objects": []} {"image_id": 2}]', "objects.json: not valid JSON"),
+    ("objects.json", '[{"image_id": 1, "objects": []}] x', "objects.json: not valid JSON .extra data"),
+    ("objects.json", '[{"image_id": 1, "objects": [', "objects.json: not valid JSON"),
 ])
 def test_visual_genome_malformed_files_are_named(tmp_path, file, content, message):
     root = write_vg(tmp_path / "vg")
     (root / file).write_text(content)
     with pytest.raises(ValueError, match=message):
+        VisualGenome(root, "train", min_count=1)
+
+
+def _set(file, path, value):
+    """An edit of `file`: set data[path[0]][path[1]]... = value."""
+    def edit(data):
+        target = data
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+    return file, edit
+
+
+@pytest.mark.parametrize("file_and_edit,message", [
+    (_set("attributes.json", (0, "attributes", 0, "x"), None),
+     r"attributes.json: record 0 \(image 1\), object 0: field 'x' must be a finite number, got null"),
+    (_set("attributes.json", (1, "attributes", 1, "h"), True),
+     r"attributes.json: record 1 \(image 2\), object 1: field 'h' must be a finite number, got true"),
+    (_set("attributes.json", (0, "attributes", 1, "w"), "5"),
+     r"attributes.json: record 0 \(image 1\), object 1: field 'w' must be a finite number, got \"5\""),
+    (_set("attributes.json", (2, "attributes", 0, "names"), 5),
+     r"attributes.json: record 2 \(image 3\), object 0: field 'names' must be a list of strings, got 5"),
+    (_set("attributes.json", (0, "attributes", 0, "attributes"), "black"),
+     r"attributes.json: record 0 \(image 1\), object 0: field 'attributes' must be a list of strings, got \"black"),
+    (_set("attributes.json", (0, "attributes", 0, "attributes"), ["black", 3]),
+     r"object 0: field 'attributes' must be a list of strings, got \[\"black\", 3\]"),
+    (_set("attributes.json", (0, "attributes", 1), 5), r"attributes.json: record 0 \(image 1\), object 1: must be "
+                                                       "a JSON object, got 5"),
+    (_set("attributes.json", (3, "attributes"), None),
+     r"attributes.json: record 3 \(image 4\): field 'attributes' must be a list of objects, got null"),
+    (_set("attributes.json", (0, "image_id"), "abc"),
+     r"attributes.json: record 0: field 'image_id' must be an integer, got \"abc\""),
+    (_set("objects.json", (1, "objects"), None),
+     r"objects.json: record 1 \(image 2\): field 'objects' must be a list of objects, got null"),
+    (_set("objects.json", (0, "objects", 1, "names"), ["dog", None]),
+     r"objects.json: record 0 \(image 1\), object 1: field 'names' must be a list of strings"),
+    (_set("objects.json", (4, "image_id"), 1.5), r"objects.json: record 4: field 'image_id' must be an integer"),
+    (_set("image_data.json", (2, "image_id"), "abc"),
+     r"image_data.json: record 2: field 'image_id' must be an integer, got \"abc\""),
+    (_set("image_data.json", (0, "width"), "20"),
+     r"image_data.json: record 0 \(image 1\): field 'width' must be an integer, got \"20\""),
+])
+def test_visual_genome_records_of_wrong_type_name_file_record_and_field(tmp_path, file_and_edit, message):
+    root = write_vg(tmp_path / "vg")
+    file, edit = file_and_edit
+    data = json.loads((root / file).read_text())
+    edit(data)
+    (root / file).write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=message) as caught:
+        VisualGenome(root, "train", min_count=1, cache_dir=None)
+    assert "\n" not in str(caught.value)
+
+
+def test_visual_genome_other_layouts_say_what_was_expected(tmp_path):
+    root = write_vg(tmp_path / "parent" / "vg")
+    with pytest.raises(ValueError, match=r"image_data.json: missing; a Visual Genome --data-dir holds image_data.json, "
+                                         r"objects.json, attributes.json .*found one in .*vg: give that folder"):
+        VisualGenome(tmp_path / "parent", "train", min_count=1)
+    voc = write_voc(tmp_path / "voc", voc_masks())
+    with pytest.raises(ValueError, match="missing; .*looks like a VOC 2007 copy: use --dataset voc07"):
+        VisualGenome(voc, "train", min_count=1)
+    for folder in ("VG_100K",):
+        for image in (root / folder).iterdir():
+            image.unlink()
+        (root / folder).rmdir()
+    with pytest.raises(ValueError, match=r"--data-dir .*vg: no image folder VG_100K/ or VG_100K_2/"):
         VisualGenome(root, "train", min_count=1)
 
 
