@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-import pan.train.loop as loop_module
+import pan.train.mref_task as loop_module
 from pan.models import ModelOutput
 from pan.train import (
     ResumeError,

@@ -12,6 +12,7 @@ Outputs in ``out_dir``: ``metrics.jsonl`` (one JSON object per epoch), ``last.pt
 from pan.train.checkpoint import CheckpointError, ResumeError, atomic_torch_save, load_checkpoint, load_model
 from pan.train.config import COMPILE_MODES, RESUME_FIELDS, TrainConfig
 from pan.train.data import ResidentData, epoch_permutation, load_datasets
+from pan.train.divergence import TrainingDiverged
 from pan.train.loop import TIMING_FIELDS
 from pan.train.schedule import lr_at_epoch, num_decays
 from pan.train.step import evaluate, param_digest, train_step
@@ -25,6 +26,7 @@ __all__ = [
     "ResidentData",
     "ResumeError",
     "TrainConfig",
+    "TrainingDiverged",
     "atomic_torch_save",
     "epoch_permutation",
     "evaluate",

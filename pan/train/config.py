@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pan.train.precision import check_amp
 from pan.train.regularizers import GATE_TERMS
 
-__all__ = ["TrainConfig", "RESUME_FIELDS", "COMPILE_MODES", "OPTIMIZERS"]
+__all__ = ["check_checkpoint_every", "TrainConfig", "RESUME_FIELDS", "COMPILE_MODES", "OPTIMIZERS"]
 
 #: Fields a resumed run must share with its checkpoint: changing any of them changes what is being trained.
 RESUME_FIELDS = ("model", "dataset", "num_train", "num_val", "seed", "data_seed", "optimizer", "lr", "batch_size",
@@ -19,6 +19,12 @@ RESUME_FIELDS = ("model", "dataset", "num_train", "num_val", "seed", "data_seed"
 OPTIMIZERS = ("rmsprop", "adam")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 _DATASETS = ("mref", "mdist", "mbg")
+
+
+def check_checkpoint_every(value: object) -> None:
+    """Raise ``ValueError`` unless ``value`` is a finite number of minutes >= 0 (0: checkpoints at epoch ends only)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"checkpoint_every must be a number of minutes >= 0 (0: only at epoch ends), got {value!r}")
 
 
 @dataclass
@@ -54,6 +60,8 @@ class TrainConfig:
     ``resume`` continues from ``out_dir/last.pt``; a new run refuses an ``out_dir`` that already holds one unless
     ``overwrite``. ``quiet`` turns off the progress bar and epoch lines.
     ``stop_after_steps`` (a test hook) stops as if interrupted after that many optimiser steps of this call.
+    ``checkpoint_every``: minutes between the checkpoints written inside an epoch (besides the one at every epoch's
+    end; 0: only those), so a killed run loses at most that much work.
     """
 
     model: str = "pan-h-ctx"
@@ -96,6 +104,7 @@ class TrainConfig:
     quiet: bool = False
     log_every: int = 20
     stop_after_steps: int | None = None
+    checkpoint_every: float = 10.0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -122,6 +131,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be None or an integer >= {low}, got {value!r}")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        check_checkpoint_every(self.checkpoint_every)
         self._check_gate_sparsity()
         if not (0 < self.decay_factor <= 1):
             raise ValueError(f"decay_factor must be in (0, 1], got {self.decay_factor!r}")
