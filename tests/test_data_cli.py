@@ -83,3 +83,95 @@ def test_python_dash_m(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "out" / "mref_train.npz").is_file()
+
+
+def test_generate_keeps_identical_splits_and_refuses_other_sizes(tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = "data generate --dataset mref --split val --seed 1 --no-cache --quiet".split() + ["--out", str(out)]
+    assert main([*argv, "--num-examples", "30"]) == 0
+    first = (out / "mref_val.npz").read_bytes()
+    assert main([*argv, "--num-examples", "30"]) == 0  # the same split: kept, not regenerated
+    assert "kept" in capsys.readouterr().out
+    assert main([*argv, "--num-examples", "45"]) == 2  # another size: refused, the file untouched
+    err = capsys.readouterr().err
+    assert "--out" in err and "30 examples" in err and "--overwrite" in err and len(err.strip().splitlines()) == 1
+    assert (out / "mref_val.npz").read_bytes() == first
+    assert main([*argv, "--num-examples", "45", "--overwrite"]) == 0
+    assert json.loads((out / "mref_val.json").read_text())["num_examples"] == 45
+    assert PanDataset.load(out / "mref_val.npz").query.shape == (45,)
+
+
+def test_generate_refuses_a_size_that_does_not_fit_in_memory(tmp_path, capsys):
+    argv = "data generate --dataset mref --split train --num-examples 1000000000 --no-cache --quiet".split()
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "--num-examples 1000000000" in err and "GiB" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_generate_out_is_a_file(tmp_path, capsys):
+    (tmp_path / "f").write_text("mine")
+    argv = "data generate --dataset mref --split val --num-examples 10 --no-cache --quiet".split()
+    assert main([*argv, "--out", str(tmp_path / "f")]) == 2
+    assert "--out" in capsys.readouterr().err and (tmp_path / "f").read_text() == "mine"
+
+
+def test_preview_refuses_a_directory_a_missing_suffix_and_an_existing_file(tmp_path, capsys):
+    base = "data preview --dataset mref --num-images 2 --cols 2".split()
+    assert main([*base, "--out", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err and not (tmp_path.with_suffix(".png")).exists()
+    assert main([*base, "--out", str(tmp_path / "grid")]) == 2
+    assert "ending in .png" in capsys.readouterr().err and not (tmp_path / "grid.png").exists()
+    (tmp_path / "g.png").write_bytes(b"mine")
+    assert main([*base, "--out", str(tmp_path / "g.png")]) == 2
+    assert "already exists" in capsys.readouterr().err and (tmp_path / "g.png").read_bytes() == b"mine"
+    assert main([*base, "--out", str(tmp_path / "g.png"), "--overwrite"]) == 0
+    assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live processes of process group ``pgid`` (from /proc)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_interrupted_generate_stops_at_once_and_leaves_nothing(tmp_path, how):
+    """A large generate (two workers) stopped after ~3 s: it exits within seconds, with one line saying how to
+    continue, no partial file, and no worker left behind."""
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "pan", *"data generate --dataset mref --split train --num-examples 20000".split(),
+            "--workers", "2", "--no-cache", "--quiet", "--out", str(out)]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not out.is_dir() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # the output directory is made once the arguments are checked, right before generating
+    time.sleep(2)
+    assert proc.poll() is None, proc.communicate()
+    if how == "ctrl-c":
+        os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole foreground group
+    else:
+        proc.send_signal(signal.SIGTERM)
+    start = time.monotonic()
+    _, err = proc.communicate(timeout=30)
+    assert time.monotonic() - start < 8, "did not stop within seconds"
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err and "run the same command again" in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert list(out.iterdir()) == []
+    deadline = time.monotonic() + 5
+    while _group_members(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _group_members(proc.pid) == []

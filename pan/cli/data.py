@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -56,6 +57,8 @@ def register(subparsers, name: str = "data", help: str | None = None) -> argpars
         help="examples (default: the paper's size of the split; not allowed with --split all)",
     )
     gen.add_argument("--out", required=True, help="output directory")
+    gen.add_argument("--overwrite", action="store_true",
+                     help="replace split files in --out made with other settings (identical ones are kept)")
     gen.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     gen.set_defaults(func=_generate, _parser=gen)
@@ -67,6 +70,7 @@ def register(subparsers, name: str = "data", help: str | None = None) -> argpars
     prev.add_argument("--cols", type=positive_int, default=4, help="grid columns (default 4)")
     prev.add_argument("--show-mask", action="store_true", help="outline the target mask")
     prev.add_argument("--out", required=True, help="output PNG file")
+    prev.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     prev.set_defaults(func=_preview, _parser=prev)
 
     parser.set_defaults(func=lambda args: _usage(parser), _parser=parser)
@@ -83,61 +87,124 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _split_info(args: argparse.Namespace, split: str, num: int) -> dict:
+    """What the JSON next to a split file records about how it was made (compared before replacing it)."""
+    return {"dataset": args.dataset, "split": split, "num_examples": num, "seed": args.seed,
+            "mnist_dir": args.mnist_dir, "backgrounds_dir": args.backgrounds_dir}
+
+
+def _existing(out: Path, stem: str, wanted: dict) -> str | None:
+    """None when ``out`` holds no ``stem`` split, "same" when it holds exactly ``wanted``, else what it holds."""
+    npz, info = out / f"{stem}.npz", out / f"{stem}.json"
+    if not npz.exists() and not info.exists():
+        return None
+    try:
+        held = json.loads(info.read_text())
+    except (OSError, ValueError):
+        return f"{npz.name} of unknown make (no readable {info.name})"
+    if npz.is_file() and all(held.get(k) == v for k, v in wanted.items()):
+        return "same"
+    return f"{npz.name} with {held.get('num_examples')} examples (seed {held.get('seed')})"
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def _generate(args: argparse.Namespace) -> int:
-    from pan.data.cache import DEFAULT_CACHE_DIR, atomic_save
-    from pan.data.generate import make_dataset
+    from pan.data.generate import size_problem
 
     if args.split == "all" and args.num_examples is not None:
         args._parser.error("--num-examples needs a single --split (with --split all the paper's sizes are used)")
     splits = list(SPLITS) if args.split == "all" else [args.split]
-    cache_dir = None if args.no_cache else (args.cache_dir if args.cache_dir is not None else DEFAULT_CACHE_DIR)
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        return _fail(f"--out {out} is a file, not a directory")
+    plan = []
     for split in splits:
         num = args.num_examples if args.num_examples is not None else PAPER_SIZES[split]
-        start = time.perf_counter()
-        try:
-            dataset = make_dataset(
-                args.dataset,
-                split,
-                num,
-                seed=args.seed,
-                mnist_dir=args.mnist_dir,
-                cache_dir=cache_dir,
-                backgrounds_dir=args.backgrounds_dir,
-                workers=args.workers,
-                progress=not args.quiet,
-            )
-        except (ValueError, TypeError, FileNotFoundError, RuntimeError) as err:
-            return _fail(str(err))
-        seconds = time.perf_counter() - start
+        problem = size_problem(num)
+        if problem is not None:
+            return _fail(f"--num-examples {problem}")
         stem = f"{args.dataset}_{split}"
-        try:
-            atomic_save(out / f"{stem}.npz", dataset)
-            info = {
-                "dataset": args.dataset,
-                "split": split,
-                "num_examples": num,
-                "num_images": dataset.num_images,
-                "seed": args.seed,
-                "mnist_dir": args.mnist_dir,
-                "backgrounds_dir": args.backgrounds_dir,
-                "seconds": round(seconds, 3),
-                "file": f"{stem}.npz",
-                "meta": dataset.meta,
-            }
-            (out / f"{stem}.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
-        except OSError as err:
-            return _fail(f"cannot write to {out}: {err}")
-        print(f"{out / (stem + '.npz')}: {num} examples, {dataset.num_images} images ({seconds:.1f}s)")
+        held = _existing(out, stem, _split_info(args, split, num))
+        if held not in (None, "same") and not args.overwrite:
+            return _fail(f"--out {out} already holds {held}; pass --overwrite to replace it, or choose another --out")
+        plan.append((split, num, stem, held == "same"))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        return _fail(f"--out {out}: cannot create it: {err.strerror or err}")
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    except ValueError:  # not the main thread: leave SIGTERM alone
+        previous = None
+    done: list[str] = []
+    current = None
+    try:
+        for split, num, stem, kept in plan:
+            if kept:
+                print(f"{out / (stem + '.npz')}: kept (it already holds these {num} examples)")
+                done.append(split)
+                continue
+            current = stem
+            code = _generate_split(args, out, split, num, stem)
+            if code:
+                return code
+            current = None
+            done.append(split)
+    except KeyboardInterrupt:
+        for suffix in (".npz", ".json", ".json.tmp"):
+            if current is not None:
+                (out / f"{current}{suffix}").unlink(missing_ok=True)
+        kept = f"; {', '.join(done)} kept" if done else ""
+        print(f"pan data: interrupted: {current} not written{kept}; run the same command again to continue",
+              file=sys.stderr)
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+def _generate_split(args: argparse.Namespace, out: Path, split: str, num: int, stem: str) -> int:
+    """Generate one split and write ``out/stem.npz`` and ``out/stem.json``; an exit status."""
+    from pan.data.cache import DEFAULT_CACHE_DIR, atomic_save
+    from pan.data.generate import make_dataset
+
+    cache_dir = None if args.no_cache else (args.cache_dir if args.cache_dir is not None else DEFAULT_CACHE_DIR)
+    start = time.perf_counter()
+    try:
+        dataset = make_dataset(args.dataset, split, num, seed=args.seed, mnist_dir=args.mnist_dir,
+                               cache_dir=cache_dir, backgrounds_dir=args.backgrounds_dir, workers=args.workers,
+                               progress=not args.quiet)
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as err:
+        return _fail(str(err))
+    seconds = time.perf_counter() - start
+    info = {**_split_info(args, split, num), "num_images": dataset.num_images, "seconds": round(seconds, 3),
+            "file": f"{stem}.npz", "meta": dataset.meta}
+    try:
+        tmp = out / f"{stem}.json.tmp"
+        tmp.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+        atomic_save(out / f"{stem}.npz", dataset)
+        tmp.replace(out / f"{stem}.json")
+    except OSError as err:
+        return _fail(f"cannot write to {out}: {err}")
+    print(f"{out / (stem + '.npz')}: {num} examples, {dataset.num_images} images ({seconds:.1f}s)")
     return 0
 
 
 def _preview(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from pan.cli.outputs import OutputError, check_file
     from pan.data.constants import COLOR_NAMES, DIGITS_PER_IMAGE
     from pan.data.generate import make_dataset
 
+    try:
+        out = check_file(args.out, "--out", overwrite=args.overwrite, suffix=".png")
+    except OutputError as err:
+        return _fail(str(err))
     try:
         dataset = make_dataset(
             args.dataset,
@@ -175,9 +242,7 @@ def _preview(args: argparse.Namespace) -> int:
         ax.set_xlabel(f"query: {dataset.query[i]} / answer: {COLOR_NAMES[dataset.answer[i]]}", fontsize=9)
     fig.suptitle(f"{args.dataset.upper()} ({args.split}, seed {args.seed})")
     fig.tight_layout()
-    out = Path(args.out)
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(out, dpi=100)
     except (OSError, ValueError) as err:
         return _fail(f"cannot write {out}: {err}")

@@ -39,12 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "func", None) is None:
-        parser.print_help()
-        return 2
-    return int(args.func(args) or 0)
+    """Run one `pan` command; its exit status (2: bad input, one line on stderr; 130: interrupted)."""
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if getattr(args, "func", None) is None:
+            parser.print_help(sys.stderr)
+            return 2
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:  # a command that saves work on Ctrl-C handles it itself and says how to continue
+        print("pan: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -12,9 +12,10 @@ still drawn and still have their instance masks.
 from __future__ import annotations
 
 import os
+import signal
+import sys
 import warnings
 import zlib
-from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import current_process, get_all_start_methods, get_context
 
 import numpy as np
@@ -26,11 +27,13 @@ from pan.data.dataset import PanDataset
 from pan.data.mnist import load_mnist
 from pan.data.render import RenderContext, render_image
 
-__all__ = ["make_dataset", "CHUNK_IMAGES"]
+__all__ = ["make_dataset", "CHUNK_IMAGES", "size_problem"]
 
 #: Images per independently seeded chunk (fixed: changing it changes the output).
 CHUNK_IMAGES = 64
 _MIN_CHUNKS_PER_PROCESS = 4  # below this many chunks per worker, stay in-process
+#: Bytes of one generated image: uint8 RGB [100, 100, 3] plus uint8 instance ids [100, 100].
+_IMAGE_BYTES = 100 * 100 * 4
 
 _WORKER_CTX: RenderContext | None = None
 
@@ -68,8 +71,43 @@ def _render_chunk(job: tuple[list[int], int, np.ndarray], ctx: RenderContext | N
 
 
 def _init_worker(ctx: RenderContext) -> None:
+    """Worker set-up: the render context; Ctrl-C is the parent's to handle (it terminates the pool), SIGTERM kills
+    the worker, and on Linux so does the parent's death (no orphans)."""
     global _WORKER_CTX
     _WORKER_CTX = ctx
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to new allocations (Linux MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def size_problem(num_examples: int) -> str | None:
+    """Why ``num_examples`` cannot be generated in this machine's memory, or None. The split is built in memory:
+    about ``num_examples / 7`` images of 40 KB, held twice while the chunks are joined."""
+    lo, hi = DIGITS_PER_IMAGE
+    need = 2 * _IMAGE_BYTES * (num_examples * 2 // (lo + hi) + 1) + 8 * num_examples // lo
+    free = _available_memory()
+    if free is None or need <= free:
+        return None
+    return (f"{num_examples} examples need about {need / 2**30:.1f} GiB of memory, more than the "
+            f"{free / 2**30:.1f} GiB available; generate fewer (the paper's splits are 30000 / 10000 / 10000)")
 
 
 def _default_workers(num_chunks: int) -> int:
@@ -127,6 +165,9 @@ def make_dataset(
     """
     _check_args(name, split, num_examples, seed)
     num_examples, seed = int(num_examples), int(seed)
+    problem = size_problem(num_examples)
+    if problem is not None:
+        raise ValueError(f"num_examples: {problem}")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ValueError(f"workers must be a positive int or None, got {workers!r}")
     if backgrounds_dir is not None and name != "mbg":
@@ -192,14 +233,22 @@ def _generate(
                 bar.update()
     else:
         method = "fork" if "fork" in get_all_start_methods() else "spawn"
-        with ProcessPoolExecutor(
-            workers, mp_context=get_context(method), initializer=_init_worker, initargs=(ctx,)
-        ) as pool:
-            results = []
-            for result in pool.map(_render_chunk, jobs, chunksize=1):
+        pool = get_context(method).Pool(workers, initializer=_init_worker, initargs=(ctx,))
+        results = []
+        try:
+            for result in pool.imap(_render_chunk, jobs, chunksize=1):
                 results.append(result)
                 if bar is not None:
                     bar.update()
+            pool.close()
+        except BaseException:  # Ctrl-C, SIGTERM turned into an exception, a failing chunk: no worker outlives it
+            pool.terminate()
+            raise
+        finally:
+            pool.join()
+            if bar is not None:
+                bar.close()
+                bar = None
     if bar is not None:
         bar.close()
 
