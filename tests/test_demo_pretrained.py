@@ -46,19 +46,21 @@ def test_pretrained_demo_reports_and_draws_without_training(tiny_checkpoint, tmp
 @pytest.mark.parametrize("extra, message", [
     (["--epochs", "3"], "drop --epochs"),
     (["--minutes", "5", "--resume"], "drop --minutes, --resume"),
+    (["--full"], "drop --full"),
     (["--model", "san"], "holds a pan-h model"),
 ])
 def test_pretrained_demo_refuses_what_it_would_ignore(tiny_checkpoint, tmp_path, extra, message, capsys):
     argv = ["demo", "--pretrained", tiny_checkpoint[1], "--out", str(tmp_path / "d"), "--device", "cpu", *extra]
     assert main(argv) == 2
-    assert message in capsys.readouterr().out
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
 
 
 def test_pretrained_demo_names_an_unreadable_checkpoint(tmp_path, capsys):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint" * 10)
     assert main(["demo", "--pretrained", str(bad), "--out", str(tmp_path / "d"), "--device", "cpu"]) == 2
-    assert str(bad) in capsys.readouterr().out
+    assert str(bad) in capsys.readouterr().err
 
 
 def test_shipped_checkpoint_is_the_demo_long_recipe_and_uses_the_query():
@@ -86,3 +88,32 @@ def test_matching_recipe_names_the_settings_a_run_used():
     assert matching_recipe({**recipe_settings("cpu"), "amp": False}) == "cpu"  # demo adds the term: not demo
     assert matching_recipe({**demo, "max_epochs": 4}) is None  # a changed setting matches no recipe
     assert matching_recipe({"recipe": "paper", "optimizer": "rmsprop"}) is None
+
+
+def test_pretrained_demo_never_mixes_with_a_trained_run(tiny_checkpoint, tmp_path, monkeypatch, capsys):
+    """An --out holding a trained run is refused (nothing replaced); --overwrite replaces the whole run, so no
+    best.pt / metrics.jsonl / summary.json of the trained model is left beside the pretrained report; the default
+    --out of --pretrained is not the trained demo's."""
+    import shutil
+    from pathlib import Path
+
+    root, checkpoint = tiny_checkpoint
+    monkeypatch.setenv("PAN_CACHE_DIR", str(root / "cache"))
+    monkeypatch.setattr("pan.cli.demo.PRESETS", {"cpu": ("demo", 20), "full": ("paper", 20)})
+    trained = tmp_path / "demo"
+    shutil.copytree(Path(checkpoint).parent, trained)
+    (trained / "eval_mref_test.json").write_text('{"model": "pan-h", "dataset": "mref", "accuracy": 0.5, "tpr": 0.1}')
+    before = {p.name: p.read_bytes() for p in trained.iterdir()}
+    argv = ["demo", "--pretrained", checkpoint, "--device", "cpu", "--backend", "torch"]
+    assert main([*argv, "--out", str(trained)]) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "--overwrite" in err and len(err.strip().splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in trained.iterdir()} == before
+    assert main([*argv, "--out", str(trained), "--overwrite"]) == 0
+    assert sorted(p.name for p in trained.iterdir()) == ["attention.png", "demo.json", "eval_mref_test.json"]
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(argv) == 0
+    wrote = capsys.readouterr().out.rsplit("wrote ", 1)[1]
+    for name in ("attention.png", "eval_mref_test.json", "demo.json"):
+        assert (tmp_path / "runs" / "demo-pretrained" / name).is_file() and name in wrote

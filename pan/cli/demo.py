@@ -8,10 +8,12 @@ the same report and figure for the longer-trained checkpoint shipped with the pa
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
-from pan.cli.argtypes import positive_float, positive_int
+from pan.cli.argtypes import backend_problem, device_name, non_negative_int, positive_float, positive_int
+from pan.cli.outputs import OutputError, check_run_dir, clear_run
 
 # preset: (training recipe of pan.train.recipes, test examples)
 PRESETS = {"cpu": ("demo", 1_000), "full": ("paper", 10_000)}
@@ -19,16 +21,59 @@ PRESETS = {"cpu": ("demo", 1_000), "full": ("paper", 10_000)}
 _FITTED_FIELDS = ("max_epochs", "patience", "decay_start")
 _SHIPPED = "shipped"
 # the options that only make sense when the demo trains
-_TRAINING_OPTIONS = ("full", "epochs", "minutes", "resume", "overwrite")
+_TRAINING_OPTIONS = ("full", "epochs", "minutes", "resume")
 _DEFAULT_MINUTES = 15.0
+_DEFAULT_OUT = {"train": "runs/demo", "pretrained": "runs/demo-pretrained"}
+
+
+def _fail(message: str) -> int:
+    print(f"pan demo: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _usage_problem(args) -> str | None:
+    """A one-line message for options that contradict each other or cannot run here, else None."""
+    import torch
+
+    problem = backend_problem(args.backend, args.device)
+    if problem is not None:
+        return f"--backend {args.backend} cannot run on --device {args.device}: {problem}"
+    if args.pretrained is not None:
+        given = [f"--{name}" for name in _TRAINING_OPTIONS if getattr(args, name)]
+        return f"--pretrained does not train; drop {', '.join(given)}" if given else None
+    if args.epochs and args.minutes:
+        return "--epochs trains exactly that many epochs and --minutes fits the epochs to a time budget: give one"
+    if args.full and args.minutes:
+        return "--full runs the paper's schedule to early stopping; --minutes does not apply to it"
+    if args.full and args.device == "auto" and not torch.cuda.is_available():
+        return ("--full is the paper's schedule (up to 1000 epochs of 30000 examples), a GPU run, and this machine "
+                "has no GPU: drop --full for the timed CPU demo, or add --device cpu to run it here anyway")
+    return None
+
+
+def _prepare_out(args) -> int:
+    """Check --out (default per mode), clear it on --overwrite; 0, or 2 after printing why not."""
+    args.out = args.out or _DEFAULT_OUT["pretrained" if args.pretrained is not None else "train"]
+    try:
+        check_run_dir(args.out, "--out", overwrite=args.overwrite, resume=args.resume)
+    except OutputError as err:
+        return _fail(str(err))
+    if args.overwrite and not args.resume:
+        clear_run(args.out)
+    return 0
 
 
 def run(args) -> int:
+    problem = _usage_problem(args)
+    if problem is not None:
+        return _fail(problem)
     if args.pretrained is not None:
         return _run_pretrained(args)
     from pan.train import CheckpointError, ResumeError, TrainConfig, train
     from pan.train.recipes import recipe_settings
 
+    if _prepare_out(args):
+        return 2
     args.model = args.model or "pan-h-ctx"
     args.minutes = args.minutes or _DEFAULT_MINUTES
     preset = "full" if args.full else "cpu"
@@ -51,10 +96,9 @@ def run(args) -> int:
               f"{config.max_epochs} epochs{budget}, backend {args.backend}, device {args.device}", flush=True)
         summary = train(config)
     except (ResumeError, CheckpointError) as err:
-        print(f"pan demo: {err}")
-        return 2
+        return _fail(str(err).replace("\n", " "))
     if summary["stopped"] == "interrupted":
-        print(f"interrupted; continue with: pan demo --resume --out {out}")
+        print(f"interrupted; continue with: pan demo --resume --out {out}", file=sys.stderr)
         return 130
     report = _evaluate_and_draw(args, summary["checkpoint"], n_test)
     report.update({"best_epoch": summary["best_epoch"], "epochs": summary["epochs"], "preset": preset,
@@ -73,23 +117,18 @@ def _run_pretrained(args) -> int:
     from pan.train import CheckpointError, load_checkpoint
     from pan.train.recipes import matching_recipe
 
-    given = [f"--{name}" for name in _TRAINING_OPTIONS if getattr(args, name)]
-    if given:
-        print(f"pan demo: --pretrained does not train; drop {', '.join(given)}")
-        return 2
     path = DEMO_CHECKPOINT if args.pretrained == _SHIPPED else Path(args.pretrained)
     start = time.time()
     try:
         ckpt = load_checkpoint(path)
     except CheckpointError as err:
-        print(f"pan demo: {err}")
-        return 2
+        return _fail(str(err))
     config = ckpt["config"]
     if config.get("dataset") != "mref":
-        print(f"pan demo: {path} was trained on {config.get('dataset')!r}; the demo evaluates on MREF")
-        return 2
+        return _fail(f"--pretrained {path} was trained on {config.get('dataset')!r}; the demo evaluates on MREF")
     if args.model is not None and args.model != config.get("model"):
-        print(f"pan demo: --model {args.model} but {path} holds a {config.get('model')} model")
+        return _fail(f"--model {args.model} but --pretrained {path} holds a {config.get('model')} model")
+    if _prepare_out(args):
         return 2
     args.model = config["model"]
     state = ckpt.get("state") or {}
@@ -100,13 +139,13 @@ def _run_pretrained(args) -> int:
     try:
         report = _evaluate_and_draw(args, path, PRESETS["cpu"][1])
     except CheckpointError as err:
-        print(f"pan demo: {err}")
-        return 2
+        return _fail(str(err))
     report.update({"pretrained": str(path), "recipe": recipe, "epochs": state.get("epoch"),
                    "images_trained": (state.get("epoch") or 0) * config.get("num_train", 0),
                    "provenance": ckpt.get("provenance")})
     seconds = _finish(args, report, start)
-    print(f"{seconds:.0f} s; wrote {Path(args.out) / 'attention.png'}, {Path(args.out) / 'demo.json'}")
+    print(f"{seconds:.0f} s; wrote {Path(args.out) / 'attention.png'}, {report['eval_file']}, "
+          f"{Path(args.out) / 'demo.json'}")
     return 0
 
 
@@ -175,11 +214,14 @@ def register(subparsers, name: str, help: str) -> None:
     p.add_argument("--minutes", type=positive_float, default=None,
                    help="wall-clock budget of the default demo, data and evaluation included (default 15)")
     p.add_argument("--backend", choices=BACKENDS, default="auto")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--device", type=device_name, default="auto", help="auto (default), cpu, cuda or cuda:N")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--out", default=None,
+                   help=f"output directory (default {_DEFAULT_OUT['train']}; with --pretrained "
+                        f"{_DEFAULT_OUT['pretrained']})")
     p.add_argument("--resume", action="store_true", help="continue an interrupted demo from its last checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="start afresh even if --out holds an earlier run")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the earlier run in --out (every file of it goes) instead of refusing")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--pretrained", nargs="?", const=_SHIPPED, default=None, metavar="CHECKPOINT",
                    help="skip training: evaluate and draw the checkpoint shipped with pan (trained by `pan train "
