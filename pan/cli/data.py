@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from pan.cli import data_vg_synth
 from pan.cli.argtypes import non_negative_int, positive_int
 from pan.data.constants import DATASETS, PAPER_SIZES, SPLITS
 
@@ -62,6 +63,7 @@ def register(subparsers, name: str = "data", help: str | None = None) -> argpars
     gen.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     gen.set_defaults(func=_generate, _parser=gen)
+    data_vg_synth.add_arguments(gen)  # --dataset vg-synth: a Visual Genome look-alike folder
 
     prev = actions.add_parser("preview", help="draw a grid of images with their query and answer")
     _add_source_args(prev, "cache directory (default: no caching)")
@@ -114,6 +116,8 @@ def _raise_interrupt(signum, frame) -> None:
 def _generate(args: argparse.Namespace) -> int:
     from pan.data.generate import size_problem
 
+    if args.dataset == data_vg_synth.DATASET:
+        return data_vg_synth.run(args)
     if args.split == "all" and args.num_examples is not None:
         args._parser.error("--num-examples needs a single --split (with --split all the paper's sizes are used)")
     splits = list(SPLITS) if args.split == "all" else [args.split]
