@@ -54,12 +54,25 @@ class ProgressiveAttention(nn.Module):
         nn.init.zeros_(self.bias2)
 
     def forward(self, x: Tensor, query: Tensor) -> tuple[Tensor, Tensor]:
-        query_bias = self.query_embedding(query).to(x.dtype)
+        query_bias = self._query_bias(query).to(x.dtype)
         params = [p.to(x.dtype) for p in (self.weight1, self.bias1, self.weight2, self.bias2)]
         if self.gate == "sigmoid":
             return F.progressive_attention(x, query_bias, params[0], params[1], params[2], params[3],
                                            backend=self.backend)
         return x, F.attention_scores(x, query_bias, params[0], params[1], params[2], params[3], backend=self.backend)
+
+    def _query_bias(self, query: Tensor) -> Tensor:
+        """Wq q [B, hidden] for class ids ``query`` [B]; a clear IndexError for an id outside 0..num_queries-1
+        (checked where it costs nothing: the embedding's own CPU bounds check, not a device sync per call)."""
+        if torch.compiler.is_compiling():
+            return self.query_embedding(query)
+        try:
+            return self.query_embedding(query)
+        except IndexError:
+            n = self.query_embedding.num_embeddings
+            bad = query[(query < 0) | (query >= n)]
+            raise IndexError(f"query holds class id {int(bad[0]) if bad.numel() else '?'}, outside the valid range "
+                             f"0..{n - 1} of this layer's {n} query classes") from None
 
     def extra_repr(self) -> str:
         hidden, c, k, _ = self.weight1.shape

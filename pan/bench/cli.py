@@ -19,7 +19,11 @@ a provider failed; 2 for bad arguments. Skipped providers (not available here) d
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
+
+from pan.cli.argtypes import non_negative_float, non_negative_int, positive_float, positive_int
 
 _DESCRIPTION = __doc__.split("\n\n", 1)[1]
 
@@ -49,22 +53,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     how = parser.add_argument_group("measurement")
     how.add_argument("--tf32", choices=("on", "off"), default="on",
                      help="fp32 matmuls and convs on TF32 tensor cores (default on; labelled in every row)")
-    how.add_argument("--warmup-ms", type=float, default=None, help="warm-up time per timing (GPU 25, CPU 20)")
-    how.add_argument("--rep-ms", type=float, default=None, help="timed duration per timing (GPU 100, CPU 200)")
+    how.add_argument("--warmup-ms", type=non_negative_float, default=None,
+                     help="warm-up time per timing (GPU 25, CPU 20)")
+    how.add_argument("--rep-ms", type=positive_float, default=None, help="timed duration per timing (GPU 100, CPU 200)")
     how.add_argument("--cudagraph", action="store_true",
                      help="time GPU calls as CUDA-graph replays (do_bench_cudagraph): the launch-bound view")
     how.add_argument("--nvtx", action="store_true", help="NVTX/record_function range around every timed call")
     how.add_argument("--compile-mode", default=None,
                      help="torch.compile mode of the compile provider (default: torch's default)")
     how.add_argument("--no-roofline", action="store_true", help="do not measure copy bandwidth and matmul rate")
-    how.add_argument("--cpu-threads", type=int, default=None,
+    how.add_argument("--cpu-threads", type=positive_int, default=None,
                      help="torch.set_num_threads on the CPU (default: torch's; 1 steadies timings on a busy machine)")
-    how.add_argument("--seed", type=int, default=0)
+    how.add_argument("--seed", type=non_negative_int, default=0)
 
     out = parser.add_argument_group("output")
     out.add_argument("--json", metavar="FILE", help="write header, roofline and rows (and training results) as JSON")
     out.add_argument("--plot", metavar="FILE.png", help="draw the speedups vs eager per shape")
     out.add_argument("--compare", metavar="BASE.json", help="print time ratios against an earlier --json file")
+    out.add_argument("--overwrite", action="store_true", help="replace existing --json / --plot / --profile files")
     out.add_argument("--list", action="store_true", help="list ops, shapes, modes and providers, then exit")
     out.add_argument("--preflight", action="store_true",
                      help="compile every Triton kernel for sm_90 at the selected full-scale shapes (default: all) "
@@ -77,9 +83,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     end = parser.add_argument_group("end to end")
     end.add_argument("--train", action="store_true", help="time PAN[H]+CTX training steps instead of the ops")
-    end.add_argument("--train-batch", type=int, default=None, help="batch (default: 200 on a GPU, 8 on the CPU)")
-    end.add_argument("--train-steps", type=int, default=None, help="timed steps (default: 20 GPU, 3 CPU)")
-    end.add_argument("--train-warmup", type=int, default=3, help="untimed steps first (default 3)")
+    end.add_argument("--train-batch", type=positive_int, default=None,
+                     help="batch (default: 200 on a GPU, 8 on the CPU)")
+    end.add_argument("--train-steps", type=positive_int, default=None, help="timed steps (default: 20 GPU, 3 CPU)")
+    end.add_argument("--train-warmup", type=non_negative_int, default=3, help="untimed steps first (default 3)")
     end.add_argument("--train-variants", nargs="+", default=None, metavar="VARIANT",
                      help="<backend>[+compile|+graphs] for backend torch, triton, cuda (default: torch "
                           "torch+compile torch+graphs triton cuda triton+graphs cuda+graphs)")
@@ -119,11 +126,43 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(saved[2])
 
 
+def _output_problem(args: argparse.Namespace) -> str | None:
+    """A one-line message for an output path that cannot be written (or a --compare file that cannot be read),
+    checked before any work; None when they are all usable."""
+    from pan.cli.outputs import OutputError, check_file
+
+    try:
+        for flag, value, suffix in (("--json", args.json, ".json"), ("--plot", args.plot, ".png"),
+                                    ("--profile", args.profile, ".json")):
+            if value is not None:
+                check_file(value, flag, overwrite=getattr(args, "overwrite", False), suffix=suffix)
+    except OutputError as err:
+        return str(err)
+    if args.plot is not None and (args.train or args.profile or args.list or getattr(args, "preflight", False)):
+        return "--plot draws the op timings; it does not apply to --train, --profile, --list or --preflight"
+    if args.compare is not None:
+        base = Path(args.compare)
+        if not base.is_file():
+            return f"--compare {base}: " + ("is a directory" if base.is_dir() else "no such file")
+        try:
+            rows = json.loads(base.read_text())["rows"]
+            if not isinstance(rows, list):
+                raise TypeError("rows is not a list")
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            return f"--compare {base}: not a `pan bench --json` file ({type(err).__name__}: {err})"
+    return None
+
+
 def _run(args: argparse.Namespace) -> int:
+    problem = _output_problem(args)
+    if problem is not None:
+        print(f"pan bench: error: {problem}", file=sys.stderr)
+        return 2
     if getattr(args, "preflight", False):
         from pan.bench.preflight import preflight_main
 
-        return preflight_main(args.op, args.shape or ["all"], args.dtype, args.json, args.strict, args.quiet)
+        json_path = str(Path(args.json).resolve()) if args.json else None  # it may run in a subprocess elsewhere
+        return preflight_main(args.op, args.shape or ["all"], args.dtype, json_path, args.strict, args.quiet)
     import torch
 
     from pan.bench import registry, report
@@ -233,6 +272,9 @@ def _profile(args, device) -> int:
         print(f"pan bench: error: {err}", file=sys.stderr)
         return 2 if "not importable" in str(err) else 1
     print(summary)
+    if not Path(args.profile).is_file():
+        print(f"pan bench: error: --profile {args.profile}: the profiler wrote no trace there", file=sys.stderr)
+        return 1
     print(f"wrote {args.profile} (open it in chrome://tracing or Perfetto)")
     return 0
 

@@ -17,11 +17,18 @@ def run(args) -> int:
     from pan.train.real_images import load_real_model
 
     def fail(message: str) -> int:
-        print(f"pan eval: {message}", file=sys.stderr)
+        print(f"pan eval: error: {message}", file=sys.stderr)
         return 2
 
     if args.checkpoint is None or args.data_dir is None:
         return fail(f"--dataset {args.dataset} needs --checkpoint RUN/best.pt and --data-dir DIR")
+    from pan.cli.outputs import OutputError, check_file
+
+    out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval_{args.dataset}_{args.split}.json"
+    try:
+        check_file(out, "--out", overwrite=args.overwrite, suffix=".json")
+    except OutputError as err:
+        return fail(str(err))
     device = args.device if args.device != "auto" else ("cuda" if _cuda() else "cpu")
     try:
         model, cfg, vocab = load_real_model(args.checkpoint, backend=args.backend, device=device)
@@ -46,7 +53,6 @@ def run(args) -> int:
                   + (f" (VOC classes without a query: {', '.join(voc.unmatched)})" if voc.unmatched else ""))
     except (CheckpointError, ValueError) as err:
         return fail(str(err))
-    out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval_{args.dataset}_{args.split}.json"
     out.write_text(json.dumps({"model": cfg.model, "dataset": args.dataset, "split": args.split, **result}, indent=2))
     print(f"wrote {out}")
     return 0

@@ -15,7 +15,7 @@ def run(args) -> int:
     from pan.viz.real_images import real_attention_figure
 
     def fail(message: str) -> int:
-        print(f"pan figure: {message}", file=sys.stderr)
+        print(f"pan figure: error: {message}", file=sys.stderr)
         return 2
 
     if args.data_dir is None:
