@@ -18,17 +18,11 @@ from torch import Tensor, nn
 from pan.models.attach import MultiLabelOutput
 from pan.models.outputs import ModelOutput
 from pan.models.stn import QueryTransformer, grid_coverage
+from pan.models.torchvision_backbones import vgg16_backbone, vgg16_stages
 
 
 def _vgg_blocks(weights: str | Path | None) -> list[nn.Module]:
-    import torchvision
-
-    from pan.models.torchvision_pan import load_backbone_weights, vgg16_stages
-
-    vgg = torchvision.models.vgg16(weights=None)
-    if weights is not None:
-        load_backbone_weights(vgg, weights)
-    return list(vgg16_stages(vgg).values())
+    return list(vgg16_stages(vgg16_backbone(weights)).values())
 
 
 class VGGSTN(nn.Module):
