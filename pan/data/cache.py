@@ -102,6 +102,9 @@ def atomic_save(path: str | os.PathLike, dataset: PanDataset) -> None:
             dataset.save(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        umask = os.umask(0)  # mkstemp makes 0600: give the file the mode open() would (0666 less the umask)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         try:

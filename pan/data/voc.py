@@ -41,9 +41,10 @@ class VOC2007:
         try:
             self.voc = VOCSegmentation(str(root), year="2007", image_set=split, download=False)
         except (RuntimeError, FileNotFoundError, ValueError) as err:
+            reason = str(err).split(" You can use download=True")[0]  # torchvision's hint; pan downloads nothing
             raise ValueError(f"--data-dir {root}: not a VOC 2007 segmentation copy (expected "
-                             f"VOCdevkit/VOC2007/JPEGImages, SegmentationClass, ImageSets/Segmentation/{split}.txt): "
-                             f"{err}") from None
+                             f"VOCdevkit/VOC2007/JPEGImages, SegmentationClass, ImageSets/Segmentation/{split}.txt; "
+                             f"pan downloads nothing: unpack the VOC 2007 archives there): {reason}") from None
         if query_names is None:
             lookup = {name: i for i, name in enumerate(VOC_CLASSES)}
         else:
