@@ -60,6 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="time GPU calls as CUDA-graph replays (do_bench_cudagraph): the launch-bound view")
     how.add_argument("--nvtx", action="store_true", help="NVTX/record_function range around every timed call")
     how.add_argument("--compile-mode", default=None,
+                     choices=("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
                      help="torch.compile mode of the compile provider (default: torch's default)")
     how.add_argument("--no-roofline", action="store_true", help="do not measure copy bandwidth and matmul rate")
     how.add_argument("--cpu-threads", type=positive_int, default=None,
@@ -92,7 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "torch+compile torch+graphs triton cuda triton+graphs cuda+graphs)")
     end.add_argument("--profile", metavar="TRACE.json",
                      help="write a torch.profiler Chrome trace of a training step (instead of the ops)")
-    end.add_argument("--profile-backend", default="auto",
+    end.add_argument("--profile-backend", default="auto", choices=("auto", "torch", "triton", "cuda"),
                      help="pan_kernels backend of the profiled model (default auto)")
 
 
@@ -197,7 +198,9 @@ def _run(args: argparse.Namespace) -> int:
         cases = registry.select_cases(args.op, args.shape, args.mode, args.dtype, scale=scale,
                                       cpu_defaults=device.type == "cpu")
     except ValueError as err:
-        print(f"pan bench: error: {err}", file=sys.stderr)
+        words = str(err).split()
+        flag = f"--{words[1]}: " if len(words) > 1 and words[0] == "unknown" else ""  # "unknown op [...]"
+        print(f"pan bench: error: {flag}{err}", file=sys.stderr)
         return 2
     if not cases:
         print("pan bench: error: the selection is empty", file=sys.stderr)
@@ -252,7 +255,8 @@ def _train(args, device, header: dict, log) -> int:
     variants = args.train_variants or train.DEFAULT_VARIANTS
     unknown = [v for v in variants if v not in train.VARIANTS]
     if unknown:
-        print(f"pan bench: error: unknown training variant {unknown}; choose from {train.VARIANTS}", file=sys.stderr)
+        print(f"pan bench: error: --train-variants: unknown variant {unknown}; choose from {train.VARIANTS}",
+              file=sys.stderr)
         return 2
     try:
         results = train.run_training(device, batch, variants, steps=steps, warmup=args.train_warmup, log=log)
@@ -264,6 +268,13 @@ def _train(args, device, header: dict, log) -> int:
 
 def _profile(args, device) -> int:
     from pan.bench import train
+    from pan.cli.argtypes import backend_problem
+
+    problem = backend_problem(args.profile_backend, device.type)
+    if problem is not None:
+        print(f"pan bench: error: --profile-backend {args.profile_backend} cannot run on {device.type}: {problem}",
+              file=sys.stderr)
+        return 2
 
     batch = args.train_batch or (200 if device.type == "cuda" else 8)
     try:
