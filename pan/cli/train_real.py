@@ -17,6 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "attributes.json, VG_100K/) or VOC 2007 (VOCdevkit/VOC2007); nothing is downloaded")
     g.add_argument("--prior", action="store_true", help="the 'w/ prior' variant: fuse the query by one fc layer")
     g.add_argument("--backbone-weights", default=None, help="local torchvision VGG-16 state dict (ImageNet)")
+    g.add_argument("--backbone", default="vgg16", choices=("vgg16", "small-cnn"),
+                   help="vgg16 (the paper's) or small-cnn (4 conv blocks from scratch: CPU minutes on vg-synth)")
     g.add_argument("--backbone-lr", type=positive_float, default=None, help="Adam lr of VGG-16 (default lr / 10)")
     g.add_argument("--image-size", type=positive_int, default=224, help="input size (default 224)")
     g.add_argument("--min-count", type=non_negative_int, default=100,
@@ -41,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = RealImageConfig(
             data_dir=args.data_dir, out=out, dataset=args.dataset, model=args.model, prior=args.prior,
+            backbone=args.backbone,
             backbone_weights=args.backbone_weights, epochs=args.epochs or 10, batch_size=args.batch_size or 32,
             lr=lr, backbone_lr=args.backbone_lr if args.backbone_lr is not None else lr / 10,
             decay_factor=args.decay_factor or 0.9, image_size=args.image_size, min_count=args.min_count,

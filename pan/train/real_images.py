@@ -36,6 +36,7 @@ class RealImageConfig:
     model: str = "pan-h-ctx"
     prior: bool = False
     backbone_weights: str | None = None
+    backbone: str = "vgg16"
     epochs: int = 10
     batch_size: int = 32
     lr: float = 1e-4
@@ -92,10 +93,11 @@ def load_splits(cfg: RealImageConfig):
 
 
 def build_real_model(cfg: RealImageConfig, num_queries: int, num_classes: int, *, with_weights: bool = True):
-    from pan.models.torchvision_pan import build_vgg_pan
+    from pan.models.small_cnn import build_backbone_pan
 
-    return build_vgg_pan(cfg.model, num_queries=num_queries, num_classes=num_classes, prior=cfg.prior,
-                         weights=cfg.backbone_weights if with_weights else None, backend=cfg.backend)
+    return build_backbone_pan(cfg.backbone, cfg.model, num_queries=num_queries, num_classes=num_classes,
+                              prior=cfg.prior, weights=cfg.backbone_weights if with_weights else None,
+                              backend=cfg.backend)
 
 
 def build_optimizer(model, cfg: RealImageConfig) -> torch.optim.Adam:
