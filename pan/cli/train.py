@@ -15,11 +15,13 @@ from pan.cli import train_real
 from pan.cli.argtypes import (
     backend_problem,
     device_name,
+    flagged,
     gate_weights,
     non_negative_float,
     non_negative_int,
     positive_float,
     positive_int,
+    source_problem,
 )
 from pan.cli.outputs import OutputError, check_run_dir, clear_run
 from pan.train.config import OPTIMIZERS
@@ -124,6 +126,8 @@ def register(subparsers, name: str = "train", help: str | None = None) -> argpar
     g.add_argument("--eval-batch-size", type=positive_int, default=None, help="validation batch (default: batch)")
     g.add_argument("--out", default=None, help="output directory (default runs/MODEL-DATASET-seedSEED)")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    g.add_argument("--checkpoint-every", type=non_negative_float, default=None, metavar="MINUTES",
+                   help="also write OUT/last.pt every MINUTES inside an epoch (default 10; 0: only at epoch ends)")
     g.add_argument("--overwrite", action="store_true",
                    help="start again in an --out that already holds a run (every file of that run goes)")
     g.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
@@ -132,13 +136,20 @@ def register(subparsers, name: str = "train", help: str | None = None) -> argpar
     return p
 
 
+# TrainConfig fields set by a flag of another name, so its errors can name the flag
+_FLAGS = {"max_epochs": "--epochs", "clip_norm": "--clip-norm", **{f: "--" + f.replace("_", "-") for f in (
+    "num_train", "num_val", "lr", "batch_size", "patience", "decay_start", "decay_every", "decay_factor",
+    "gate_sparsity", "gate_sparsity_start", "gate_sparsity_kind", "optimizer", "eval_batch_size", "seed",
+    "data_seed", "model")}}
+
+
 def _fail(message: str) -> int:
     print(f"pan train: error: {message}", file=sys.stderr)
     return 2
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pan.train import CheckpointError, ResumeError, TrainConfig, lr_grid, train
+    from pan.train import CheckpointError, ResumeError, TrainConfig, TrainingDiverged, lr_grid, train
 
     if args.dataset in train_real.REAL_IMAGE_DATASETS:
         return train_real.run(args)
@@ -158,7 +169,7 @@ def _run(args: argparse.Namespace) -> int:
                  "decay_start": args.decay_start, "decay_every": args.decay_every,
                  "decay_factor": args.decay_factor, "amp": args.amp, "channels_last": args.channels_last,
                  "gate_sparsity": args.gate_sparsity, "gate_sparsity_start": args.gate_sparsity_start,
-                 "gate_sparsity_kind": args.gate_sparsity_kind}
+                 "gate_sparsity_kind": args.gate_sparsity_kind, "checkpoint_every": args.checkpoint_every}
         settings.update({k: v for k, v in given.items() if v is not None})
         if args.clip_norm is not None:
             settings["clip_norm"] = args.clip_norm if args.clip_norm > 0 else None
@@ -171,7 +182,7 @@ def _run(args: argparse.Namespace) -> int:
             resume=args.resume, overwrite=args.overwrite, quiet=args.quiet, **settings,
         )
     except ValueError as err:
-        return _fail(str(err))
+        return _fail(flagged(str(err), _FLAGS))
     problem = _setting_problem(args, config, files)
     if problem is not None:
         return _fail(problem)
@@ -196,9 +207,18 @@ def _run(args: argparse.Namespace) -> int:
             interrupted = result["stopped"] == "interrupted"
     except (ResumeError, CheckpointError) as err:
         return _fail(str(err))
+    except TrainingDiverged as err:
+        return _diverged(err)
     if result.get("rank", 0) == 0 and all(r.get("rank", 0) == 0 for r in result.get("runs", [])):
         _report(result, args.lr_grid is not None)
     return 130 if interrupted else 0
+
+
+def _diverged(err: Exception) -> int:
+    """A run that hit a non-finite loss: its one-line message (rank 0), exit status 1."""
+    if _is_main_process():
+        print(f"pan train: error: {err}", file=sys.stderr)
+    return 1
 
 
 def _is_main_process() -> bool:
@@ -240,6 +260,9 @@ def _setting_problem(args: argparse.Namespace, config, files: dict) -> str | Non
     problem = backend_problem(args.backend, args.device)
     if problem is not None:
         return f"--backend {args.backend} cannot run on --device {args.device}: {problem}"
+    problem = source_problem(config.dataset, args.mnist_dir, None, args.cache_dir)
+    if problem is not None:
+        return problem
     if config.batch_size > config.num_train:
         size = (f"--train-file {files['train']['file']} holds {config.num_train} examples" if files
                 else f"--num-train {config.num_train}")

@@ -30,6 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pan.train.checkpoint import CheckpointError, ResumeError
+    from pan.train.divergence import TrainingDiverged
     from pan.train.real_images import RealImageConfig, train_real_images
 
     def fail(message: str) -> int:
@@ -48,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
             lr=lr, backbone_lr=args.backbone_lr if args.backbone_lr is not None else lr / 10,
             decay_factor=args.decay_factor or 0.9, image_size=args.image_size, min_count=args.min_count,
             max_train=args.max_train, max_val=args.max_val, num_workers=args.workers, seed=args.seed,
-            backend=args.backend, device=args.device, amp=bool(args.amp))
+            backend=args.backend, device=args.device, amp="auto" if args.amp is None else args.amp,
+            clip_norm=args.clip_norm or None, channels_last=bool(args.channels_last),
+            checkpoint_every=10.0 if args.checkpoint_every is None else args.checkpoint_every)
         cfg.validate()
         from pathlib import Path
 
@@ -57,9 +60,21 @@ def run(args: argparse.Namespace) -> int:
         summary = train_real_images(cfg, resume=args.resume, progress=not args.quiet)
     except (ValueError, ResumeError, CheckpointError) as err:
         return fail(str(err))
-    print(f"{summary['epochs_done']} epochs: best val weighted mAP {100 * summary['best_weighted_map']:.2f}% at epoch "
-          f"{summary['best_epoch']}; checkpoint {out}/best.pt")
+    except TrainingDiverged as err:
+        if summary_rank(getattr(err, "summary", None)) == 0:
+            print(f"pan train: error: {err}", file=sys.stderr)
+        return 1
+    if summary_rank(summary) != 0:
+        return 130 if summary["interrupted"] else 0
+    best = summary["best_weighted_map"]
+    print(f"{summary['epochs_done']} epochs: best val weighted mAP "
+          f"{'-' if best is None else f'{100 * best:.2f}%'} at epoch {summary['best_epoch']}; checkpoint {out}/best.pt")
     if summary["interrupted"]:
         print("interrupted: a checkpoint was saved; run the same command with --resume to continue", file=sys.stderr)
         return 130
     return 0
+
+
+def summary_rank(summary: dict | None) -> int:
+    """The torchrun rank a summary came from (0 outside torchrun)."""
+    return (summary or {}).get("rank", 0)

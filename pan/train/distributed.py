@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import atexit
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["Dist", "resolve_device", "setup_distributed", "teardown_distributed"]
+__all__ = ["Dist", "rank_zero_first", "resolve_device", "setup_distributed", "teardown_distributed"]
 
 
 @dataclass
@@ -82,3 +83,15 @@ def teardown_distributed(d: Dist) -> None:
     """Wait for every rank (rank 0 may still be writing); the group itself stays (see setup_distributed)."""
     if d.active and dist.is_initialized():
         dist.barrier()
+
+
+def rank_zero_first(fn: Callable[[], Any]) -> Any:
+    """``fn()`` on every rank, rank 0 first (so it alone fills a cache the others then read); plain ``fn()`` outside
+    torchrun."""
+    group = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    if group and dist.get_rank() != 0:
+        dist.barrier()
+    out = fn()
+    if group and dist.get_rank() == 0:
+        dist.barrier()
+    return out

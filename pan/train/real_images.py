@@ -1,7 +1,8 @@
 """Training the VGG-16 PAN on Visual Genome attributes (paper §4.2): Adam with one learning rate for the backbone and
 another for the attention layers and head, lr x0.9 per epoch, the multi-label negative log-likelihood, validation
-mAP each epoch, checkpoints at every epoch and on Ctrl-C / SIGTERM (mid-epoch: the batches done are skipped on
-resume, the epoch's order being fixed by (seed, epoch)).
+mAP each epoch. The loop is MREF's (`pan.train.loop.TrainingRun` with `pan.train.real_task.RealImageTask`): torchrun
+DDP, bf16 autocast ("auto"), gradient clipping, channels-last, checkpoints at every epoch's end, every
+``checkpoint_every`` minutes and on Ctrl-C / SIGTERM, exact resume mid-epoch, the divergence stop.
 
     summary = train_real_images(RealImageConfig(data_dir="~/data/vg", out="runs/vg-pan-h-ctx"))
 
@@ -12,15 +13,16 @@ summary.json. Checkpoints share pan.train.checkpoint's format with `config["kind
 from __future__ import annotations
 
 import json
-import time
-from dataclasses import asdict, dataclass, fields
+import math
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 
-from pan.train.checkpoint import CHECKPOINT_FORMAT, CheckpointError, ResumeError, atomic_torch_save, load_checkpoint
-from pan.train.interrupt import StopRequest
+from pan.train.checkpoint import CheckpointError, ResumeError, load_checkpoint
+from pan.train.config import check_checkpoint_every
+from pan.train.precision import check_amp
 
 REAL_DATASETS = ("vg",)
 KIND = "real-images"
@@ -50,7 +52,10 @@ class RealImageConfig:
     seed: int = 0
     backend: str = "auto"
     device: str = "auto"
-    amp: bool = False
+    amp: bool | str = "auto"
+    clip_norm: float | None = None
+    channels_last: bool = False
+    checkpoint_every: float = 10.0
 
     def validate(self) -> None:
         if self.dataset not in REAL_DATASETS:
@@ -62,6 +67,10 @@ class RealImageConfig:
         for name in ("lr", "backbone_lr", "decay_factor"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.clip_norm is not None and not (math.isfinite(self.clip_norm) and self.clip_norm > 0):
+            raise ValueError(f"clip_norm must be a positive number or None, got {self.clip_norm!r}")
+        check_amp(self.amp)
+        check_checkpoint_every(self.checkpoint_every)
 
     def to_dict(self) -> dict:
         return {"kind": KIND, **asdict(self)}
@@ -70,10 +79,6 @@ class RealImageConfig:
     def from_dict(cls, d: dict) -> RealImageConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
-
-
-def _device(name: str) -> torch.device:
-    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
 
 
 def load_splits(cfg: RealImageConfig):
@@ -114,92 +119,37 @@ def multilabel_nll(log_p: torch.Tensor, log_1mp: torch.Tensor, target: torch.Ten
     return -(target * log_p.float() + (1 - target) * log_1mp.float()).sum(1).mean()
 
 
-def train_real_images(cfg: RealImageConfig, *, resume: bool = False, progress: bool = True) -> dict:
-    """Train (or, with resume, continue from out/last.pt) and return the summary written to out/summary.json."""
-    from pan.evaluation.real_images import evaluate_multilabel
+def train_real_images(cfg: RealImageConfig, *, resume: bool = False, progress: bool = True,
+                      stop_after_steps: int | None = None) -> dict:
+    """Train (or, with resume, continue from out/last.pt) with the engine of `pan.train.loop` and the task of
+    `pan.train.real_task`; returns the summary written to out/summary.json: the engine's keys plus
+    ``epochs_done``, ``best_weighted_map`` (None before a finished epoch), ``best_epoch`` and ``interrupted``
+    ("interrupted" or None). Under torchrun every process calls this. ``stop_after_steps`` (a test hook) stops as
+    if interrupted. Raises `pan.train.TrainingDiverged` at a non-finite loss or gradient norm."""
+    from pan.train.distributed import setup_distributed, teardown_distributed
+    from pan.train.divergence import TrainingDiverged
+    from pan.train.loop import TrainingRun
+    from pan.train.precision import resolve_amp
+    from pan.train.real_task import RealImageTask
 
     cfg.validate()
     out = Path(cfg.out)
-    device = _device(cfg.device)
     if not resume and (out / "last.pt").is_file():
         raise ResumeError(f"{out} already holds a run (last.pt); continue it with --resume or choose another --out")
-    torch.manual_seed(cfg.seed)
-    (train_reader, _), (train_data, val_data) = load_splits(cfg)
-    num_queries, num_classes = len(train_reader.classes), len(train_reader.attributes)
-    model = build_real_model(cfg, num_queries, num_classes, with_weights=not resume).to(device)
-    optimizer = build_optimizer(model, cfg)
-    state = {"epoch": 0, "best_map": -1.0, "best_epoch": 0}
-    if resume:
-        ckpt = load_checkpoint(out / "last.pt")
-        saved = {k: v for k, v in ckpt["config"].items() if k != "epochs"}
-        if saved != {k: v for k, v in cfg.to_dict().items() if k != "epochs"}:
-            raise ResumeError(f"{out / 'last.pt'} was made with other settings; resume with the same arguments "
-                              "(only --epochs may change)")
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        state = ckpt["state"]
-        torch.set_rng_state(ckpt["rng"])
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-    vocab = {"classes": train_reader.classes, "attributes": train_reader.attributes}
-    log = open(out / "metrics.jsonl", "a")
-    stop = StopRequest()
-    with stop:
-        while state["epoch"] < cfg.epochs and stop.reason is None:
-            epoch = state["epoch"] + 1
-            factor = cfg.decay_factor ** (epoch - 1)
-            for group, base in zip(optimizer.param_groups, (cfg.backbone_lr, cfg.lr)):
-                group["lr"] = base * factor
-            # the epoch's order depends only on (seed, epoch); a mid-epoch checkpoint skips the batches done
-            order = torch.randperm(len(train_data), generator=torch.Generator().manual_seed(cfg.seed + epoch))
-            done = state.get("batches_done", 0)
-            loader = DataLoader(Subset(train_data, order[done * cfg.batch_size:].tolist()),
-                                batch_size=cfg.batch_size, num_workers=cfg.num_workers)
-            model.train()
-            start, loss_sum = time.time(), state.get("loss_sum", 0.0)
-            for images, query, target, _ in loader:
-                images, query, target = images.to(device), query.to(device), target.to(device)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
-                    o = model(images, query)
-                loss = multilabel_nll(o.log_p, o.log_1mp, target)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.item()
-                done += 1
-                if stop.reason is not None:
-                    break
-            if stop.reason is not None:
-                state.update(batches_done=done, loss_sum=loss_sum)
-                atomic_torch_save(_checkpoint(cfg, model, optimizer, state, vocab, None), out / "last.pt")
-                print(f"pan train: saved {out / 'last.pt'} after {done} batches of epoch {epoch}; continue with "
-                      "--resume", flush=True)
-                break
-            val = evaluate_multilabel(model, val_data, batch_size=cfg.batch_size, device=device, amp=cfg.amp)
-            state.update(epoch=epoch, batches_done=0, loss_sum=0.0)
-            line = {"epoch": epoch, "train_loss": loss_sum / max(done, 1), "val_weighted_map": val["weighted_map"],
-                    "val_map": val["map"], "val_tpr": val["tpr"], "lr": cfg.lr * factor,
-                    "seconds": round(time.time() - start, 1)}
-            if val["weighted_map"] > state["best_map"]:
-                state.update(best_map=val["weighted_map"], best_epoch=epoch)
-                atomic_torch_save(_checkpoint(cfg, model, optimizer, state, vocab, line), out / "best.pt")
-            atomic_torch_save(_checkpoint(cfg, model, optimizer, state, vocab, line), out / "last.pt")
-            log.write(json.dumps(line) + "\n")
-            log.flush()
-            if progress:
-                print(f"epoch {epoch}: loss {line['train_loss']:.4f}  val mAP (weighted) "
-                      f"{100 * val['weighted_map']:.2f}%  TPR {100 * val['tpr']:.2f}%", flush=True)
-    log.close()
-    summary = {"epochs_done": state["epoch"], "best_weighted_map": state["best_map"],
-               "best_epoch": state["best_epoch"], "interrupted": stop.reason}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    dctx, device = setup_distributed(cfg.device)
+    cfg = replace(cfg, amp=resolve_amp(cfg.amp, device))
+    task = RealImageTask(cfg, resume=resume, quiet=not progress, stop_after_steps=stop_after_steps)
+    try:
+        summary = TrainingRun(task, dctx, device).run()
+    except TrainingDiverged:
+        teardown_distributed(dctx)  # every rank stops at the same step
+        raise
+    summary.update(epochs_done=summary["epochs"], best_weighted_map=summary["best_val_acc"],
+                   interrupted="interrupted" if summary["stopped"] == "interrupted" else None)
+    if dctx.rank == 0:
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    teardown_distributed(dctx)
     return summary
-
-
-def _checkpoint(cfg, model, optimizer, state, vocab, metrics) -> dict:
-    return {"format": CHECKPOINT_FORMAT, "config": cfg.to_dict(), "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "state": dict(state), "rng": torch.get_rng_state(), "vocab": vocab,
-            "metrics": metrics}
 
 
 def load_real_model(path: str | Path, *, backend: str = "auto", device: str | torch.device = "cpu"):
