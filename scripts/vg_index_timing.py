@@ -8,7 +8,8 @@ runs, each in a fresh subprocess, what `pan train --dataset vg` does at start (t
   second  the cache is there: load it, cut the splits
   json    (unless --skip-json) the reader before the index (json.load of each file, per-example objects), for scale
 
-and records wall seconds and peak RSS (VmHWM of /proc/self/status) of each, with pan.provenance's header.
+and records wall seconds, CPU seconds (user + system: the number to trust on a shared, loaded machine) and peak
+RSS (VmHWM of /proc/self/status) of each, with pan.provenance's header.
 
     python scripts/vg_index_timing.py --out benchmarks/results/cpu_2026-12-05_vg-index.json
 """
@@ -30,7 +31,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 _MEASURE = r"""
-import json, sys, time
+import json, os, resource, sys, time
 def peak_mb():  # VmHWM: peak resident set of this process image (ru_maxrss would include the parent's, via fork)
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
@@ -52,7 +53,8 @@ done = time.perf_counter()
 print(json.dumps({"seconds_train_reader": round(after_train - imported, 2), "seconds_val_reader":
                   round(done - after_train, 2), "seconds_total": round(done - start, 2),
                   "seconds_import": round(imported - start, 2),
-                  "peak_rss_mb": peak_mb(),
+                  "peak_rss_mb": peak_mb(), "cpu_seconds": round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]), 2),
+                  "load_average_1min": os.getloadavg()[0],
                   "train_examples": len(train), "val_examples": len(val), "classes": len(train.classes),
                   "attributes": len(train.attributes)}))
 """
@@ -120,6 +122,7 @@ def main() -> int:
     p.add_argument("--images", type=int, default=108_077)
     p.add_argument("--objects", type=int, default=2_300_000)
     p.add_argument("--skip-json", action="store_true", help="skip the json.load reader of before the index")
+    p.add_argument("--reuse", action="store_true", help="keep JSON already generated in --work (same sizes)")
     p.add_argument("--old-reader-commit", default="4c3b3de",
                    help="commit whose pan/data/visual_genome.py is the json.load reader")
     p.add_argument("--out", required=True, help="result JSON file")
@@ -132,8 +135,13 @@ def main() -> int:
     work = Path(args.work)
     data, cache = work / "vg", work / "cache"
     start = time.perf_counter()
-    info = generate(data, args.images, args.objects)
-    info["seconds_to_generate"] = round(time.perf_counter() - start, 1)
+    stored = work / "generated.json"
+    if args.reuse and stored.is_file() and json.loads(stored.read_text())["objects"] == args.objects:
+        info = json.loads(stored.read_text())
+    else:
+        info = generate(data, args.images, args.objects)
+        info["seconds_to_generate"] = round(time.perf_counter() - start, 1)
+        stored.write_text(json.dumps(info))
     print(f"generated {data}: {info}", flush=True)
     shutil.rmtree(cache, ignore_errors=True)
     old = work / "old_reader"

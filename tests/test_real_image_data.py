@@ -84,6 +84,10 @@ def _set(file, path, value):
      r"attributes.json: record 2 \(image 3\), object 0: field 'names' must be a list of strings, got 5"),
     (_set("attributes.json", (0, "attributes", 0, "attributes"), "black"),
      r"attributes.json: record 0 \(image 1\), object 0: field 'attributes' must be a list of strings, got \"black"),
+    (_set("attributes.json", (1, "attributes", 0, "attributes"), False),
+     r"attributes.json: record 1 \(image 2\), object 0: field 'attributes' must be a list of strings, got false"),
+    (_set("attributes.json", (1, "attributes", 0, "y"), float("inf")),
+     r"attributes.json: record 1 \(image 2\), object 0: field 'y' must be a finite number, got Infinity"),
     (_set("attributes.json", (0, "attributes", 0, "attributes"), ["black", 3]),
      r"object 0: field 'attributes' must be a list of strings, got \[\"black\", 3\]"),
     (_set("attributes.json", (0, "attributes", 1), 5), r"attributes.json: record 0 \(image 1\), object 1: must be "

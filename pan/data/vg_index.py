@@ -28,7 +28,6 @@ import re
 import tempfile
 import warnings
 from array import array
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -218,15 +217,52 @@ def _name(text: str) -> str:
     return text.strip().lower()
 
 
-def _intern(table: dict[str, int], name: str) -> int:
-    code = table.get(name)
-    if code is None:
-        code = table[name] = len(table)
-    return code
+class _Names:
+    """Raw name -> code in a table of normalised names (lower-cased, stripped), each with a count."""
+
+    def __init__(self):
+        self.table: dict[str, int] = {}
+        self.raw: dict[str, int] = {}
+        self.counts: list[int] = []
+
+    def code(self, raw: str) -> int:
+        c = self.raw.get(raw)
+        if c is None:
+            name = _name(raw)
+            c = self.table.get(name)
+            if c is None:
+                c = self.table[name] = len(self.counts)
+                self.counts.append(0)
+            self.raw[raw] = c
+        return c
+
+
+_NUMBER = (int, float)
+
+
+def _fast_box(obj: dict):
+    """(x, y, w, h) when all four are finite JSON numbers, else None (then the slow checks name the problem)."""
+    try:
+        box = (obj["x"], obj["y"], obj["w"], obj["h"])
+    except KeyError:
+        return None
+    for v in box:
+        if type(v) not in _NUMBER or v - v != 0:  # v - v is NaN for inf and NaN
+            return None
+    return box
+
+
+def _attribute_object(where: _Where, obj, k: int):
+    """Full checks of one object of attributes.json: (names, attributes, box) or ValueError."""
+    if not isinstance(obj, dict):
+        raise where.error(f"must be a JSON object, got {_show(obj)}", k)
+    return (where.strings(obj, "names", k), where.strings(obj, "attributes", k, required=False),
+            tuple(where.number(obj, key, k) for key in ("x", "y", "w", "h")))
 
 
 def build_index(root: Path) -> VGIndex:
-    """Parse the three JSON files of `root` (see the module doc); ValueError naming the file, record and field."""
+    """Parse the three JSON files of `root` (see the module doc); ValueError naming the file, record and field.
+    Each record takes a fast path of exact type tests; the first that fails reruns the full checks (which name it)."""
     paths = {name: root / name for name in SOURCES}
     images: dict[int, tuple[int, int]] = {}
     for i, record in iter_records(paths["image_data.json"], "image"):
@@ -240,38 +276,56 @@ def build_index(root: Path) -> VGIndex:
             size.append(value)
         images[image_id] = (size[0], size[1])
 
-    classes: dict[str, int] = {}
-    class_counts: Counter = Counter()
+    classes = _Names()
     for i, record in iter_records(paths["objects.json"], "per-image object"):
-        where = _Where(paths["objects.json"], i, record)
-        where.image_id()
-        for k, obj in enumerate(where.objects("objects")):
-            for n in where.strings(obj, "names", k):
-                class_counts[_intern(classes, _name(n))] += 1
+        objs = record.get("objects")
+        if type(record.get("image_id")) is not int or type(objs) is not list:
+            where = _Where(paths["objects.json"], i, record)
+            where.image_id()
+            objs = where.objects("objects")
+        for k, obj in enumerate(objs):
+            names = obj.get("names") if type(obj) is dict else None
+            if type(names) is not list or not all(type(n) is str for n in names):
+                where = _Where(paths["objects.json"], i, record)
+                where.image_id()
+                where.objects("objects")
+                names = where.strings(obj, "names", k)
+            for n in names:
+                classes.counts[classes.code(n)] += 1
 
-    attributes: dict[str, int] = {}
-    attribute_counts: Counter = Counter()
+    attributes = _Names()
     obj_image, obj_class, boxes = array("q"), array("q"), array("d")
     offsets, attr_ids = array("q", [0]), array("q")
     path = paths["attributes.json"]
     for i, record in iter_records(path, "per-image attribute"):
-        where = _Where(path, i, record)
-        image_id = where.image_id()
-        if image_id not in images:
-            raise where.error(f"the image is not in {paths['image_data.json']}")
-        for k, obj in enumerate(where.objects("attributes")):
-            names = where.strings(obj, "names", k)
-            attrs = where.strings(obj, "attributes", k, required=False)
-            box = [where.number(obj, key, k) for key in ("x", "y", "w", "h")]
-            codes = sorted({_intern(attributes, _name(a)) for a in attrs})
+        image_id, objs = record.get("image_id"), record.get("attributes")
+        if type(image_id) is not int or type(objs) is not list or image_id not in images:
+            where = _Where(path, i, record)
+            image_id = where.image_id()
+            if image_id not in images:
+                raise where.error(f"the image is not in {paths['image_data.json']}")
+            objs = where.objects("attributes")
+        for k, obj in enumerate(objs):
+            if type(obj) is dict:
+                names, attrs, box = obj.get("names"), obj.get("attributes"), _fast_box(obj)
+                if attrs is None:  # absent or null: no attributes (the release omits the field)
+                    attrs = []
+            if (type(obj) is not dict or type(names) is not list or type(attrs) is not list or box is None
+                    or not all(type(n) is str for n in names) or not all(type(a) is str for a in attrs)):
+                where = _Where(path, i, record)
+                where.image_id()
+                names, attrs, box = _attribute_object(where, obj, k)
+            codes = set()
             for a in attrs:
-                attribute_counts[attributes[_name(a)]] += 1
+                c = attributes.code(a)
+                attributes.counts[c] += 1
+                codes.add(c)
             if not names or not codes:
                 continue
             obj_image.append(image_id)
-            obj_class.append(_intern(classes, _name(names[0])))
+            obj_class.append(classes.code(names[0]))
             boxes.extend(box)
-            attr_ids.extend(codes)
+            attr_ids.extend(sorted(codes))
             offsets.append(len(attr_ids))
 
     ids = np.fromiter(images, dtype=np.int64, count=len(images))
@@ -281,20 +335,12 @@ def build_index(root: Path) -> VGIndex:
         box_array = box_array.astype(np.float32)  # whole-pixel boxes (the release's) at half the size
     return VGIndex(
         image_ids=ids, widths=sizes[:, 0], heights=sizes[:, 1],
-        class_names=list(classes), class_counts=_counts(class_counts, len(classes)),
-        attribute_names=list(attributes), attribute_counts=_counts(attribute_counts, len(attributes)),
+        class_names=list(classes.table), class_counts=np.array(classes.counts, dtype=np.int64),
+        attribute_names=list(attributes.table), attribute_counts=np.array(attributes.counts, dtype=np.int64),
         obj_image=np.frombuffer(obj_image, dtype=np.int64).copy(),
         obj_class=np.frombuffer(obj_class, dtype=np.int64).astype(np.int32),
         obj_box=box_array.copy(), attr_offsets=np.frombuffer(offsets, dtype=np.int64).copy(),
         attr_ids=np.frombuffer(attr_ids, dtype=np.int64).astype(np.int32))
-
-
-def _counts(counter: Counter, n: int) -> np.ndarray:
-    out = np.zeros(n, dtype=np.int64)
-    if counter:
-        keys = np.fromiter(counter.keys(), dtype=np.int64, count=len(counter))
-        out[keys] = np.fromiter(counter.values(), dtype=np.int64, count=len(counter))
-    return out
 
 
 # ---- the cache ----
