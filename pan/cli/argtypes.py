@@ -71,3 +71,28 @@ def backend_problem(backend: str, device: str) -> str | None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     usable = _triton_usable if backend == "triton" else _cuda_usable
     return usable(torch.device(device))
+
+
+def source_problem(dataset: str | None, mnist_dir=None, backgrounds_dir=None, cache_dir=None) -> str | None:
+    """A one-line message for a data-source directory that cannot be used (missing, a file, not for this dataset)
+    or a --cache-dir that is a file; None when they are usable."""
+    from pathlib import Path
+
+    for flag, value in (("--mnist-dir", mnist_dir), ("--backgrounds-dir", backgrounds_dir)):
+        if value is not None and not Path(value).is_dir():
+            return f"{flag} {value}: " + ("is a file, not a directory" if Path(value).exists() else "no such directory")
+    if backgrounds_dir is not None and dataset != "mbg":
+        return f"--backgrounds-dir only applies to --dataset mbg (got {dataset})"
+    if cache_dir is not None and Path(cache_dir).exists() and not Path(cache_dir).is_dir():
+        return f"--cache-dir {cache_dir} is a file, not a directory"
+    return None
+
+
+def flagged(message: str, flags: dict[str, str]) -> str:
+    """``message`` with a leading library field name (``decay_factor must ...``) replaced by its command-line flag,
+    or ``unknown model ...`` led by the flag (``--model: unknown model ...``)."""
+    head, _, rest = message.partition(" ")
+    if head in flags:
+        return f"{flags[head]} {rest}"
+    second = rest.partition(" ")[0]
+    return f"{flags[second]}: {message}" if head == "unknown" and second in flags else message

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from pan.cli import data_vg_synth
-from pan.cli.argtypes import non_negative_int, positive_int
+from pan.cli.argtypes import non_negative_int, positive_int, source_problem
 from pan.data.constants import DATASETS, PAPER_SIZES, SPLITS
 
 _DESCRIPTION = """\
@@ -121,6 +121,9 @@ def _generate(args: argparse.Namespace) -> int:
     if args.split == "all" and args.num_examples is not None:
         args._parser.error("--num-examples needs a single --split (with --split all the paper's sizes are used)")
     splits = list(SPLITS) if args.split == "all" else [args.split]
+    problem = source_problem(args.dataset, args.mnist_dir, args.backgrounds_dir, args.cache_dir)
+    if problem is not None:
+        return _fail(problem)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         return _fail(f"--out {out} is a file, not a directory")
@@ -205,6 +208,9 @@ def _preview(args: argparse.Namespace) -> int:
     from pan.data.constants import COLOR_NAMES, DIGITS_PER_IMAGE
     from pan.data.generate import make_dataset
 
+    problem = source_problem(args.dataset, args.mnist_dir, args.backgrounds_dir, args.cache_dir)
+    if problem is not None:
+        return _fail(problem)
     try:
         out = check_file(args.out, "--out", overwrite=args.overwrite, suffix=".png")
     except OutputError as err:
