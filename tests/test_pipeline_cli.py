@@ -177,7 +177,8 @@ def test_table1_file_round_trip(tiny_run, tmp_path, monkeypatch, capsys):
     prints the same numbers beside the paper's."""
     root, summary = tiny_run
     monkeypatch.setenv("PAN_CACHE_DIR", str(root / "cache"))
-    assert main(["eval", "--checkpoint", summary["checkpoint"], "--num-examples", "30", "--device", "cpu"]) == 0
+    assert main(["eval", "--checkpoint", summary["checkpoint"], "--num-examples", "30", "--device", "cpu",
+                 "--overwrite"]) == 0  # the earlier test may have evaluated this run already
     table_file = tmp_path / "table1-cpu-test.json"
     assert main(["table", "--results", str(root), "--write", str(table_file)]) == 0
     data = json.loads(table_file.read_text())
@@ -193,3 +194,50 @@ def test_table1_file_round_trip(tiny_run, tmp_path, monkeypatch, capsys):
     assert f"{row['accuracy']:.2f} / {row['tpr']:.2f}" in printed and "(98.53 / 62.36)" in printed
     (tmp_path / "bad.json").write_text("{}")
     assert main(["table", "--results", str(tmp_path / "bad.json")]) == 2
+
+
+def test_train_overwrite_leaves_nothing_of_the_earlier_run(tmp_path, monkeypatch, capsys):
+    """A second `pan train` in the same --out is refused (nothing touched); with --overwrite every file of the
+    earlier run goes, its evaluation too, so `pan table` cannot show a stale result; files pan never writes stay."""
+    monkeypatch.setenv("PAN_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "runs" / "san"
+    argv = ["train", "--model", "san", "--num-train", "40", "--num-val", "20", "--batch-size", "20", "--epochs", "1",
+            "--device", "cpu", "--backend", "torch", "--quiet", "--out", str(out)]
+    assert main(argv) == 0
+    assert main(["eval", "--checkpoint", str(out / "best.pt"), "--num-examples", "20", "--device", "cpu"]) == 0
+    (out / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "--overwrite" in err and "--resume" in err and len(err.strip().splitlines()) == 1
+    assert (out / "eval_mref_test.json").is_file()
+    assert main([*argv, "--overwrite"]) == 0
+    assert not (out / "eval_mref_test.json").exists() and (out / "notes.txt").read_text() == "mine"
+    assert (out / "best.pt").is_file() and (out / "summary.json").is_file()
+    capsys.readouterr()
+    assert main(["table", "--results", str(tmp_path / "runs")]) == 0
+    assert "0 of our results" in capsys.readouterr().out
+
+
+def test_table_names_the_evaluation_it_shows_among_several(tmp_path, capsys):
+    import os
+    import time
+
+    paths = {}
+    for name, acc, age in (("old", 0.5, 100), ("new", 0.6, 0)):
+        path = tmp_path / name / "eval_mref_test.json"
+        path.parent.mkdir()
+        path.write_text(json.dumps({"model": "san", "dataset": "mref", "split": "test", "accuracy": acc, "tpr": 0.2}))
+        os.utime(path, (time.time() - age, time.time() - age))
+        paths[name] = path
+    assert main(["table", "--results", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    (row,) = [line for line in printed.splitlines() if line.startswith("| SAN")]
+    assert "60.00 / 20.00" in row and "50.00" not in row
+    (note,) = [line for line in printed.splitlines() if line.startswith("san/mref")]
+    assert "2 evaluations" in note and f"shown {paths['new']} (the test split, newest)" in note
+    assert str(paths["old"]) in note and "50.00 / 20.00" in note
+    (tmp_path / "old" / "eval_broken.json").write_text("{not json")
+    assert main(["table", "--results", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "eval_broken.json" in captured.err and len(captured.err.strip().splitlines()) == 1

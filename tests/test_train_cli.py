@@ -92,3 +92,52 @@ def test_generated_dataset(tmp_path):
     assert run_cli(argv) == 0
     (line,) = metrics_lines(tmp_path / "mref" / "metrics.jsonl")
     assert line["epoch"] == 1 and line["step"] == 2
+
+
+@pytest.fixture(scope="module")
+def mdist_files(tmp_path_factory):
+    """Tiny MDIST train and test splits written by `pan data generate`."""
+    root = tmp_path_factory.mktemp("mdist")
+    for split, n in (("train", 40), ("test", 20)):
+        argv = ["data", "generate", "--dataset", "mdist", "--split", split, "--num-examples", str(n), "--no-cache",
+                "--quiet", "--out", str(root)]
+        assert main(argv) == 0
+    return root
+
+
+def test_train_file_records_what_was_trained_on(mdist_files, tmp_path, capsys):
+    """Dataset, sizes and data seed come from the files' own metadata (not the --dataset / --num-train defaults);
+    flags that contradict them are refused; a test split used for training or validation draws a warning."""
+    files = ["--train-file", str(mdist_files / "mdist_train.npz"), "--val-file", str(mdist_files / "mdist_test.npz")]
+    base = [*QUICK, *files, "--batch-size", "20", "--epochs", "1"]
+    for extra, message in ((["--dataset", "mbg"], "--dataset mbg contradicts --train-file"),
+                           (["--num-train", "100"], "--num-train 100 contradicts --train-file"),
+                           (["--num-val", "5"], "--num-val 5 contradicts --val-file"),
+                           (["--data-seed", "3"], "--data-seed 3 contradicts --train-file")):
+        assert run_cli([*base, *extra, "--out", str(tmp_path / "refused")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "refused").exists()
+    out = tmp_path / "run"
+    assert run_cli([*base, "--dataset", "mdist", "--num-train", "40", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: --val-file" in err and "is a test split" in err
+    config = json.loads((out / "config.json").read_text())
+    assert (config["dataset"], config["num_train"], config["num_val"], config["data_seed"]) == ("mdist", 40, 20, 0)
+    assert config["train_file"] == files[1] and config["val_file"] == files[3]
+
+
+def test_bad_train_files_are_one_line(tmp_path, files, capsys):
+    (tmp_path / "empty.npz").write_bytes(b"")
+    good = open(files[1], "rb").read()
+    (tmp_path / "truncated.npz").write_bytes(good[: len(good) // 2])
+    np_file = tmp_path / "other.npz"
+    import numpy as np
+
+    np.savez(np_file, x=np.zeros(3))
+    for path, message in ((tmp_path, "is a directory"), (tmp_path / "empty.npz", "is empty"),
+                          (tmp_path / "truncated.npz", "not a readable dataset file"),
+                          (np_file, "not a dataset file of `pan data generate`")):
+        assert run_cli([*QUICK, "--train-file", str(path), "--val-file", files[3], "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err
+        assert f"--train-file {path}" in err and message in err and len(err.strip().splitlines()) == 1, err

@@ -69,7 +69,10 @@ def check_run_dir(path: str | os.PathLike, arg: str = "--out", *, overwrite: boo
         held = sorted(p.name for p in path.iterdir())
         if held and not (resume or overwrite):
             shown = ", ".join(held[:4]) + (", ..." if len(held) > 4 else "")
-            raise OutputError(f"{arg} {path} already holds files ({shown}); pass --overwrite to replace that run, "
+            if not _pan_outputs(path):
+                raise OutputError(f"{arg} {path} already holds files pan did not write ({shown}); choose another "
+                                  f"{arg}, or pass --overwrite to write the run there anyway (they are kept)")
+            raise OutputError(f"{arg} {path} already holds a run ({shown}); pass --overwrite to replace that run, "
                               f"--resume to continue it, or choose another {arg}")
         return path
     _make_parent(path / "x", arg)
