@@ -54,6 +54,8 @@ def _usage_problem(args) -> str | None:
 def _prepare_out(args) -> int:
     """Check --out (default per mode), clear it on --overwrite; 0, or 2 after printing why not."""
     args.out = args.out or _DEFAULT_OUT["pretrained" if args.pretrained is not None else "train"]
+    if args.resume and not (Path(args.out) / "last.pt").is_file():
+        return _fail(f"--resume: no interrupted demo in --out {args.out} (no last.pt there)")
     try:
         check_run_dir(args.out, "--out", overwrite=args.overwrite, resume=args.resume)
     except OutputError as err:
@@ -122,7 +124,7 @@ def _run_pretrained(args) -> int:
     try:
         ckpt = load_checkpoint(path)
     except CheckpointError as err:
-        return _fail(str(err))
+        return _fail(f"--pretrained: {err}")
     config = ckpt["config"]
     if config.get("dataset") != "mref":
         return _fail(f"--pretrained {path} was trained on {config.get('dataset')!r}; the demo evaluates on MREF")

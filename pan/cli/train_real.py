@@ -4,6 +4,7 @@ pan.train.real_images. Shares `pan train`'s parser; this module adds the real-im
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from pan.cli.argtypes import non_negative_int, positive_float, positive_int
@@ -57,6 +58,11 @@ def run(args: argparse.Namespace) -> int:
 
         if args.resume and not (Path(out) / "last.pt").is_file():
             return fail(f"--resume: no checkpoint at {Path(out) / 'last.pt'} (train without --resume first)")
+        from pan.cli.outputs import check_run_dir, clear_run
+
+        check_run_dir(out, "--out", overwrite=args.overwrite, resume=args.resume)  # an OutputError is a ValueError
+        if args.overwrite and not args.resume and int(os.environ.get("RANK", "0")) == 0:
+            clear_run(out)
         summary = train_real_images(cfg, resume=args.resume, progress=not args.quiet)
     except (ValueError, ResumeError, CheckpointError) as err:
         return fail(str(err))
