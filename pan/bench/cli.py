@@ -241,7 +241,9 @@ def _finish(args, header: dict, rows: list[dict], roof: dict | None, train: list
         report.write_json(args.json, header, rows, roof, train)
         print(f"wrote {args.json}")
     if args.plot and rows:
-        report.plot_speedups(rows, args.plot, title=report.header_line(header))
+        from pan.cli.outputs import make_parent
+
+        report.plot_speedups(rows, make_parent(args.plot, "--plot"), title=report.header_line(header))
         print(f"wrote {args.plot}")
     bad = [r for r in rows + (train or []) if r["status"] not in ("ok", "skipped")]
     return 1 if bad else 0
@@ -277,6 +279,13 @@ def _profile(args, device) -> int:
               file=sys.stderr)
         return 2
 
+    from pan.cli.outputs import OutputError, make_parent
+
+    try:
+        make_parent(args.profile, "--profile")
+    except OutputError as err:
+        print(f"pan bench: error: {err}", file=sys.stderr)
+        return 2
     batch = args.train_batch or (200 if device.type == "cuda" else 8)
     try:
         summary = train.profile_training_step(args.profile, device, args.profile_backend, batch)

@@ -204,7 +204,7 @@ def _generate_split(args: argparse.Namespace, out: Path, split: str, num: int, s
 def _preview(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from pan.cli.outputs import OutputError, check_file
+    from pan.cli.outputs import OutputError, check_file, make_parent
     from pan.data.constants import COLOR_NAMES, DIGITS_PER_IMAGE
     from pan.data.generate import make_dataset
 
@@ -253,6 +253,7 @@ def _preview(args: argparse.Namespace) -> int:
     fig.suptitle(f"{args.dataset.upper()} ({args.split}, seed {args.seed})")
     fig.tight_layout()
     try:
+        make_parent(out, "--out")
         fig.savefig(out, dpi=100)
     except (OSError, ValueError) as err:
         return _fail(f"cannot write {out}: {err}")

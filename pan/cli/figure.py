@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from pan.cli.argtypes import backend_problem, device_name, non_negative_int, positive_int
-from pan.cli.outputs import OutputError, check_file
+from pan.cli.outputs import OutputError, check_file, make_parent
 
 
 def _fail(message: str) -> int:
@@ -49,7 +49,7 @@ def run(args) -> int:
     examples = args.examples if args.examples is not None else distinct_image_examples(data, 4)
     if max(examples) >= len(data.query):
         return _fail(f"--examples must be < --num-examples ({len(data.query)})")
-    path = attention_figure(model, data, examples, args.out, device=device,
+    path = attention_figure(model, data, examples, make_parent(args.out), device=device,
                             title=f"{config.model} on {dataset}/{args.split}")
     print(f"wrote {path}")
     return 0

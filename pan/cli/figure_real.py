@@ -31,7 +31,9 @@ def run(args) -> int:
         indices = args.examples if args.examples is not None else list(range(min(4, len(data))))
         if not indices or max(indices) >= len(data):
             return fail(f"--examples must lie in 0..{len(data) - 1} ({len(data)} examples in {args.split})")
-        path = real_attention_figure(model, data, indices, args.out, query_names=vocab["classes"],
+        from pan.cli.outputs import make_parent
+
+        path = real_attention_figure(model, data, indices, make_parent(args.out), query_names=vocab["classes"],
                                      attribute_names=vocab["attributes"], device=device,
                                      title=f"{cfg.model} on {args.dataset}/{args.split}")
     except (CheckpointError, ValueError) as err:

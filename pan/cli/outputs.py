@@ -12,7 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
-__all__ = ["OutputError", "check_file", "check_run_dir", "clear_run", "file_mode", "RUN_PATTERNS"]
+__all__ = ["OutputError", "RUN_PATTERNS", "check_file", "check_run_dir", "clear_run", "file_mode", "make_parent"]
 
 #: What pan writes into a run directory (train, demo, eval next to a checkpoint, lr-grid sub-runs, temp files).
 RUN_PATTERNS = ("config.json", "summary.json", "metrics.jsonl", "last.pt", "best.pt", "best.json", "demo.json",
@@ -21,6 +21,25 @@ RUN_PATTERNS = ("config.json", "summary.json", "metrics.jsonl", "last.pt", "best
 
 class OutputError(ValueError):
     """An output path that cannot be used; the message names the argument."""
+
+
+def _check_parent(path: Path, arg: str) -> None:
+    """Refuse ``path`` when its parent cannot be created or written; creates nothing."""
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise OutputError(f"{arg} {path}: {ancestor} is a file, not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise OutputError(f"{arg} {path}: {ancestor} is not writable")
+
+
+def make_parent(path: str | os.PathLike, arg: str = "--out") -> Path:
+    """Create the parent directories of an output file checked by :func:`check_file` (call it right before writing,
+    so a refused command creates nothing); returns the path."""
+    path = Path(path)
+    _make_parent(path, arg)
+    return path
 
 
 def _make_parent(path: Path, arg: str) -> None:
@@ -37,7 +56,7 @@ def _make_parent(path: Path, arg: str) -> None:
 
 def check_file(path: str | os.PathLike, arg: str, *, overwrite: bool = False, suffix: str | None = None) -> Path:
     """A usable single-file output: not a directory, ``suffix`` (e.g. ".png") when given, an existing file only with
-    ``overwrite``; its parent directories are created. Returns the path."""
+    ``overwrite``, a parent that exists or can be made (:func:`make_parent`). Creates nothing; returns the path."""
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"{arg} {path} is a directory; give a file name" + (f" ending in {suffix}" if suffix else ""))
@@ -45,7 +64,7 @@ def check_file(path: str | os.PathLike, arg: str, *, overwrite: bool = False, su
         raise OutputError(f"{arg} {path}: expected a file name ending in {suffix}")
     if path.exists() and not overwrite:
         raise OutputError(f"{arg} {path} already exists; pass --overwrite to replace it, or choose another {arg}")
-    _make_parent(path, arg)
+    _check_parent(path, arg)
     return path
 
 
