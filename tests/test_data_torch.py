@@ -78,6 +78,8 @@ def test_gpu_loader_shards(ds):
     parts = [np.concatenate([b["index"].numpy() for b in s]) for s in shards]
     assert len({len(p) for p in parts}) == 1
     assert set(np.concatenate(parts).tolist()) == set(range(len(ds)))
+    # disjoint: the shards hold ceil(N / 3) examples each, N distinct ones in all (the 2 extra pad the last shards)
+    assert len(np.concatenate(parts)) == 3 * -(-len(ds) // 3) == len(ds) + 2
     with pytest.raises(ValueError):
         GpuLoader(ds, device="cpu", rank=3, world_size=3)
 
