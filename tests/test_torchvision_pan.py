@@ -3,6 +3,8 @@ one evaluation on random 224x224 inputs on the CPU; backbone weights from a loca
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torchvision
@@ -20,26 +22,39 @@ from pan.models.torchvision_pan import (
 
 
 def _batch(B=2, size=224, A=7, Q=5):
+    """A random batch; also seeds torch, so the model built next starts from fixed weights."""
+    torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
     return (torch.rand(B, 3, size, size, generator=g), torch.randint(0, Q, (B,), generator=g),
             torch.rand(B, A, generator=g) < 0.3)
 
 
-def _train_step_and_eval(model, images, query, target):
-    """One Adam step on the multi-label NLL; returns (loss before, loss after on the same batch, eval output)."""
+def _nll(out, target):
+    return -(target * out.log_p + (~target) * out.log_1mp).sum(1).mean()
+
+
+def _train_step_and_eval(model, images, query, target, steps=1):
+    """``steps`` Adam steps on the multi-label NLL of one batch; the NLL of that batch (train mode, no grad) must
+    fall. Returns (loss before, eval output after)."""
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     model.train()
-    out = model(images, query)
-    loss = -(target * out.log_p + (~target) * out.log_1mp).sum(1).mean()
-    opt.zero_grad()
-    loss.backward()
-    grads = [p.grad for p in model.parameters() if p.requires_grad]
-    assert all(g is not None and torch.isfinite(g).all() for g in grads)
-    opt.step()
+    losses = []
+    for _ in range(steps):
+        loss = _nll(model(images, query), target)
+        opt.zero_grad()
+        loss.backward()
+        grads = [p.grad for p in model.parameters() if p.requires_grad]
+        assert all(g is not None and torch.isfinite(g).all() for g in grads)
+        opt.step()
+        losses.append(loss.item())
+    with torch.no_grad():
+        losses.append(_nll(model(images, query), target).item())
+    assert all(math.isfinite(v) for v in losses)
+    assert losses[-1] < losses[0] - 0.01 * abs(losses[0]), f"the loss does not fall on a batch it can fit: {losses}"
     model.eval()
     with torch.no_grad():
         after = model(images, query)
-    return loss.item(), after
+    return losses[0], after
 
 
 def test_vgg16_stages_cut_at_the_pools():
