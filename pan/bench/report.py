@@ -11,6 +11,7 @@ JSON layout (`--json FILE`):
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 
 from pan.provenance import make_header  # noqa: F401  (re-exported for pan.bench.cli)
@@ -153,12 +154,29 @@ def plot_speedups(rows: list[dict], path: str | Path, title: str = "") -> None:
         ax.set_xlim(-0.5, len(groups) - 0.3)
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.set_yscale("log")
+        _plain_speedup_axis(ax, [r["speedup_vs_eager"] for r in rows if r["mode"] == mode
+                                 and r["provider"] != "eager" and r["speedup_vs_eager"]])
         ax.set_xticks([j + 0.4 - width / 2 for j in range(len(groups))])
         ax.set_xticklabels([f"{op}\n{shape} {dtype}" for op, shape, dtype in groups], fontsize=7)
         ax.set_ylabel(f"{mode}: speedup vs eager")
         ax.legend(fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    if title:  # wrapped to the figure's width (about 0.55 em per character), so no end is cut off
+        width = max(20, int(fig.get_figwidth() * 72 / (0.55 * 8)))
+        fig.suptitle("\n".join(textwrap.fill(line, width) for line in title.splitlines()), fontsize=8)
+    fig.set_layout_engine("constrained")
+    fig.savefig(path, dpi=120, bbox_inches="tight", pad_inches=0.08)
     plt.close(fig)
+
+
+def _plain_speedup_axis(ax, speedups: list[float]) -> None:
+    """Log-scale speedups labelled as plain numbers ("1.25x", not "1.25x10^0"); minor ticks are labelled only when
+    the bars and the 1x line span less than a decade, where no major tick but 1 would show."""
+    from matplotlib.ticker import FuncFormatter
+
+    plain = FuncFormatter(lambda v, _pos: f"{v:g}x")
+    ax.yaxis.set_major_formatter(plain)
+    lo, hi = min([1.0, *speedups]), max([1.0, *speedups])
+    if hi / lo < 10:
+        ax.yaxis.set_minor_formatter(plain)
+    else:  # wider: 2x and 5x of each decade only, so the labels do not crowd
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _pos: f"{v:g}x" if f"{v:.0e}"[0] in "25" else ""))

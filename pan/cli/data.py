@@ -237,7 +237,7 @@ def _preview(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed)
     cols = min(args.cols, args.num_images)
     rows = -(-args.num_images // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.5 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.5 * rows), squeeze=False, layout="constrained")
     for k, ax in enumerate(axes.flat):
         ax.set_xticks([])
         ax.set_yticks([])
@@ -251,10 +251,9 @@ def _preview(args: argparse.Namespace) -> int:
             ax.contour(dataset.target_mask(i), levels=[0.5], colors="cyan", linewidths=0.8)
         ax.set_xlabel(f"query: {dataset.query[i]} / answer: {COLOR_NAMES[dataset.answer[i]]}", fontsize=9)
     fig.suptitle(f"{args.dataset.upper()} ({args.split}, seed {args.seed})")
-    fig.tight_layout()
     try:
         make_parent(out, "--out")
-        fig.savefig(out, dpi=100)
+        fig.savefig(out, dpi=100, bbox_inches="tight", pad_inches=0.08)  # no caption cut off
     except (OSError, ValueError) as err:
         return _fail(f"cannot write {out}: {err}")
     finally:

@@ -78,17 +78,28 @@ def draw_attention_panels(row, rgb, layers, combined, *, titles: bool) -> None:
 
 
 def save_figure(fig, axes, path: str | Path, title: str) -> Path:
-    """Strip the ticks, add the title, write the PNG (parent folders made), close the figure; returns the path."""
+    """Strip the ticks, add the title, write the PNG (parent folders made), close the figure; returns the path.
+
+    Constrained layout places the title above the column headers and keeps every caption inside the figure, for
+    one row as for many; `bbox_inches="tight"` then trims the margins without cutting any text."""
     import matplotlib.pyplot as plt
 
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
     if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+        fig.suptitle(wrap_title(title, fig, fontsize=9), fontsize=9)
+    fig.set_layout_engine("constrained", h_pad=0.04, w_pad=0.04)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight", pad_inches=0.08)
     plt.close(fig)
     return path
+
+
+def wrap_title(title: str, fig, *, fontsize: float) -> str:
+    """`title` broken into lines that fit the figure's width (about 0.55 em per character)."""
+    import textwrap
+
+    width = max(20, int(fig.get_figwidth() * 72 / (0.55 * fontsize)))
+    return "\n".join(textwrap.fill(line, width) for line in title.splitlines() or [""])
