@@ -3,7 +3,7 @@ the argument, no traceback, nothing written. In-process (``pan.cli.main.main``),
 
 Placeholders in an argv: {file} an existing text file, {dir} a directory holding a file, {empty} an empty
 directory, {missing} a path that does not exist, {under} a path below a file (cannot be created), {png} / {json}
-existing files of those kinds, {npz0} an empty .npz.
+existing files of those kinds, {npz0} an empty .npz, {ckpt} a readable checkpoint (of no usable model).
 """
 
 from __future__ import annotations
@@ -156,10 +156,10 @@ CASES = [
     (["figure", "--checkpoint", "{file}", "--backend", "cuda", "--device", "cpu", "--out", "{missing}.png"],
      "--backend cuda"),
     (["figure", "--checkpoint", "{file}", "--device", "bogus", "--out", "{missing}.png"], "--device"),
-    (["figure", "--checkpoint", "{file}", "--out", "{dir}"], "--out"),
-    (["figure", "--checkpoint", "{file}", "--out", "{file}"], "--out"),
-    (["figure", "--checkpoint", "{file}", "--out", "{png}"], "--out"),
-    (["figure", "--checkpoint", "{file}", "--out", "{under}.png"], "--out"),
+    (["figure", "--checkpoint", "{ckpt}", "--out", "{dir}"], "--out"),
+    (["figure", "--checkpoint", "{ckpt}", "--out", "{file}"], "--out"),
+    (["figure", "--checkpoint", "{ckpt}", "--out", "{png}"], "--out"),
+    (["figure", "--checkpoint", "{ckpt}", "--out", "{under}.png"], "--out"),
     # bench
     (["bench", "--op", "nope"], "--op"),
     (["bench", "--shape", "nope"], "--shape"),
@@ -208,9 +208,14 @@ def places(tmp_path, monkeypatch):
     (tmp_path / "old.png").write_bytes(b"mine")
     (tmp_path / "old.json").write_text('{"mine": 1}')
     (tmp_path / "zero.npz").write_bytes(b"")
+    from pan.train.checkpoint import CHECKPOINT_FORMAT  # a readable checkpoint, so --out is the first problem
+
+    torch.save({"format": CHECKPOINT_FORMAT, "model": {}, "config": {"model": "san", "dataset": "mref"}},
+               tmp_path / "run.pt")
     return {"file": tmp_path / "afile.txt", "dir": tmp_path / "adir", "empty": tmp_path / "empty",
             "missing": tmp_path / "missing" / "x", "under": tmp_path / "afile.txt" / "sub" / "out",
-            "png": tmp_path / "old.png", "json": tmp_path / "old.json", "npz0": tmp_path / "zero.npz"}
+            "png": tmp_path / "old.png", "json": tmp_path / "old.json", "npz0": tmp_path / "zero.npz",
+            "ckpt": tmp_path / "run.pt"}
 
 
 def _snapshot(root):

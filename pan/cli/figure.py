@@ -17,11 +17,11 @@ def run(args) -> int:
     problem = backend_problem(args.backend, args.device)
     if problem is not None:
         return _fail(f"--backend {args.backend} cannot run on --device {args.device}: {problem}")
-    try:
-        check_file(args.out, "--out", overwrite=args.overwrite, suffix=".png")
-    except OutputError as err:
-        return _fail(str(err))
     if args.dataset in ("vg", "voc07"):
+        try:
+            check_file(args.out, "--out", overwrite=args.overwrite, suffix=".png")
+        except OutputError as err:
+            return _fail(str(err))
         from pan.cli import figure_real
 
         return figure_real.run(args)
@@ -33,10 +33,11 @@ def run(args) -> int:
 
     device = resolve_device(args.device)
     try:
-        config = checkpoint_config(args.checkpoint)
+        config = checkpoint_config(args.checkpoint)  # first: an unusable checkpoint is the first thing to hear of
         if config.get("kind") == "real-images":
             return _fail(f"--checkpoint {args.checkpoint} is a Visual Genome model: give --dataset vg (or voc07) "
                          "and --data-dir DIR")
+        check_file(args.out, "--out", overwrite=args.overwrite, suffix=".png")
         model, config = load_model(args.checkpoint, backend=args.backend, device=device)
     except (FileNotFoundError, ValueError) as err:
         return _fail(str(err))
