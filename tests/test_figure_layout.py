@@ -89,3 +89,16 @@ def test_bench_plot_header_fits_and_axis_is_plain(tmp_path, kept_figures, speedu
               if t.get_text() and id(t) in drawn]
     assert labels and all("10^" not in s and "times" not in s for s in labels), labels
     assert all(s.endswith("x") for s in labels), labels
+
+
+def test_data_preview_captions_fit_in_one_row(tmp_path, kept_figures):
+    from pan.cli.main import main
+
+    out = tmp_path / "grid.png"
+    assert main(["data", "preview", "--dataset", "mref", "--num-images", "3", "--cols", "10", "--out", str(out),
+                 "--cache-dir", str(tmp_path / "cache")]) == 0
+    texts, frame = _texts(plt.gcf())
+    captions = [t.get_text() for t, _ in texts if t.get_text().startswith("query:")]
+    assert len(captions) == 3
+    cut = [t.get_text() for t, box in texts if not _inside(box, frame)]
+    assert cut == [], f"text outside the figure: {cut}"
