@@ -48,7 +48,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
         train(TrainConfig(**BASE, out_dir=str(tmp_path), checkpoint_every=1e-6), train_data=TRAIN, val_data=VAL)
     message = str(info.value)
     assert "\n" not in message
-    assert "epoch 2, step 2 of 4 (global step 6)" in message and "not finite" in message
+    assert "epoch 2, step 2 of 4 (global step 6): the loss and the gradient norm are not finite" in message
     assert "--lr" in message and "--clip-norm" in message and f"kept {tmp_path / 'last.pt'}" in message
     ckpt = load_checkpoint(tmp_path / "last.pt")
     assert (ckpt["state"]["epoch"], ckpt["state"]["step"]) == (1, 1)  # the timed checkpoint before the bad step
