@@ -2,7 +2,9 @@
 
 Bad arguments (unknown model, negative epochs, lr <= 0, batch size <= 0, ``--resume`` without a checkpoint, a
 checkpoint made with other settings) print ``pan train: error: ...`` and exit with status 2. An interrupted run
-(Ctrl-C / SIGTERM) saves a checkpoint and exits with status 130; ``--resume`` continues it.
+(Ctrl-C / SIGTERM) saves a checkpoint and exits with status 130; ``--resume`` continues it. A run whose loss or
+gradient norm turns non-finite stops there with a one-line error and exits with status 1 (its last good checkpoint
+stays).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ minutes (Adam lr 1e-3, batch 32, channels-last, bf16 where the CPU has native bf
 after 5); recipe `demo`, which `pan demo` uses, adds the focus term on PAN's gates (weight 0.3 from epoch 4) that
 moves each gate's mass onto the features the answer uses (docs/training-notes.md §8-9).
 Flags given explicitly override the recipe. Writes OUT/metrics.jsonl (one JSON line per epoch), OUT/last.pt (every
-epoch and on Ctrl-C / SIGTERM), OUT/best.pt, OUT/config.json and OUT/summary.json.
+epoch, every --checkpoint-every minutes and on Ctrl-C / SIGTERM), OUT/best.pt, OUT/config.json and OUT/summary.json.
 
   pan train --model pan-h-ctx --dataset mref --out runs/pan-h-ctx
   pan train --recipe cpu --model san --dataset mdist --out runs/cpu/san-mdist

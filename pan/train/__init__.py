@@ -5,8 +5,9 @@ exact resume.
     summary = train(TrainConfig(model="pan-h-ctx", dataset="mref", out_dir="runs/x"))
     model, config = load_model(summary["checkpoint"], device="cuda")
 
-Outputs in ``out_dir``: ``metrics.jsonl`` (one JSON object per epoch), ``last.pt`` (every epoch and on interruption),
-``best.pt`` (best validation accuracy), ``config.json``, ``summary.json``; ``lr_grid`` adds ``best.json``.
+Outputs in ``out_dir``: ``metrics.jsonl`` (one JSON object per epoch), ``last.pt`` (every epoch, every
+``checkpoint_every`` minutes and on interruption), ``best.pt`` (best validation accuracy), ``config.json``,
+``summary.json``; ``lr_grid`` adds ``best.json``. A non-finite loss or gradient norm raises ``TrainingDiverged``.
 """
 
 from pan.train.checkpoint import CheckpointError, ResumeError, atomic_torch_save, load_checkpoint, load_model
