@@ -125,6 +125,9 @@ def test_train_file_records_what_was_trained_on(mdist_files, tmp_path, capsys):
     config = json.loads((out / "config.json").read_text())
     assert (config["dataset"], config["num_train"], config["num_val"], config["data_seed"]) == ("mdist", 40, 20, 0)
     assert config["train_file"] == files[1] and config["val_file"] == files[3]
+    assert config["data_files"]["train"] == {"file": files[1], "dataset": "mdist", "split": "train",
+                                             "num_examples": 40, "seed": 0}
+    assert config["data_files"]["val"]["split"] == "test"
 
 
 def test_bad_train_files_are_one_line(tmp_path, files, capsys):

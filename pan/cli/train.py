@@ -181,7 +181,7 @@ def _run(args: argparse.Namespace) -> int:
             compile=args.compile, compile_mode=args.compile_mode, deterministic=args.deterministic,
             device=args.device, eval_batch_size=args.eval_batch_size, out_dir=out, cache_dir=args.cache_dir,
             no_cache=args.no_cache, mnist_dir=args.mnist_dir, train_file=args.train_file, val_file=args.val_file,
-            resume=args.resume, overwrite=args.overwrite, quiet=args.quiet, **settings,
+            data_files=files or None, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet, **settings,
         )
     except ValueError as err:
         return _fail(flagged(str(err), _FLAGS))

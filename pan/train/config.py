@@ -99,6 +99,7 @@ class TrainConfig:
     mnist_dir: str | None = None
     train_file: str | None = None
     val_file: str | None = None
+    data_files: dict | None = None  # {"train"|"val": {file, dataset, split, num_examples, seed}}: a record
     resume: bool = False
     overwrite: bool = False
     quiet: bool = False
