@@ -11,7 +11,7 @@ import torch
 
 import pan.train.mref_task as mref_task
 from pan.cli.main import main
-from pan.train import TrainConfig, TrainingDiverged, load_checkpoint, train
+from pan.train import TrainConfig, TrainingDiverged, load_checkpoint, lr_grid, train
 from tests.engine_helpers import tiny_real_model, write_tiny_vg
 from tests.test_train_support import metrics_lines, single_thread, synthetic_dataset  # noqa: F401
 
@@ -100,3 +100,12 @@ def test_cli_real_images_huge_lr_exits_1_with_one_line(tmp_path, capsys, monkeyp
     assert code == 1 and line.startswith("pan train: error: training diverged at epoch ") and "--lr" in line
     for name in ("last.pt", "best.pt"):
         assert not (out / name).exists() or _all_finite(out / name), name
+
+
+def test_lr_grid_records_a_diverged_lr_and_goes_on(tmp_path):
+    config = TrainConfig(**{**BASE, "max_epochs": 1, "out_dir": str(tmp_path)})
+    result = lr_grid(config, [1e10, 0.001], train_data=TRAIN, val_data=VAL)
+    diverged, fine = result["runs"]
+    assert diverged["stopped"] == "diverged" and "training diverged" in diverged["error"]
+    assert fine["stopped"] == "max_epochs" and result["complete"]
+    assert result["best_lr"] == 0.001 and result["checkpoint"] == str(tmp_path / "lr_0.001" / "best.pt")
