@@ -3,7 +3,8 @@ the argument, no traceback, nothing written. In-process (``pan.cli.main.main``),
 
 Placeholders in an argv: {file} an existing text file, {dir} a directory holding a file, {empty} an empty
 directory, {missing} a path that does not exist, {under} a path below a file (cannot be created), {png} / {json}
-existing files of those kinds, {npz0} an empty .npz, {ckpt} a readable checkpoint (of no usable model).
+existing files of those kinds, {npz0} an empty .npz, {ckpt} / {vgckpt} readable checkpoints (of no usable
+model) of a synthetic-data and of a Visual Genome run.
 """
 
 from __future__ import annotations
@@ -122,6 +123,7 @@ CASES = [
     (["eval", "--checkpoint", "{missing}"], "--checkpoint"),
     (["eval", "--checkpoint", "{dir}"], "--checkpoint"),
     (["eval", "--checkpoint", "{file}"], "--checkpoint"),
+    (["eval", "--checkpoint", "{vgckpt}"], "--dataset vg"),  # a Visual Genome model, not an "unknown dataset"
     (["eval", "--model", "nope"], "--model"),
     (["eval", "--model", "uniform"], "--dataset"),
     (["eval", "--dataset", "nope", "--model", "uniform"], "--dataset"),
@@ -148,6 +150,7 @@ CASES = [
     (["figure", "--out", "{missing}.png"], "--checkpoint"),
     (["figure", "--checkpoint", "{missing}", "--out", "{missing}.png"], "--checkpoint"),
     (["figure", "--checkpoint", "{dir}", "--out", "{missing}.png"], "--checkpoint"),
+    (["figure", "--checkpoint", "{vgckpt}", "--out", "{missing}.png"], "--dataset vg"),
     (["figure", "--checkpoint", "{file}", "--dataset", "nope", "--out", "{missing}.png"], "--dataset"),
     (["figure", "--checkpoint", "{file}", "--dataset", "vg", "--out", "{missing}.png"], "--data-dir"),
     (["figure", "--checkpoint", "{file}", "--split", "nope", "--out", "{missing}.png"], "--split"),
@@ -212,10 +215,12 @@ def places(tmp_path, monkeypatch):
 
     torch.save({"format": CHECKPOINT_FORMAT, "model": {}, "config": {"model": "san", "dataset": "mref"}},
                tmp_path / "run.pt")
+    torch.save({"format": CHECKPOINT_FORMAT, "model": {}, "config": {"kind": "real-images", "model": "pan-h-ctx",
+                                                                     "dataset": "vg"}}, tmp_path / "vg.pt")
     return {"file": tmp_path / "afile.txt", "dir": tmp_path / "adir", "empty": tmp_path / "empty",
             "missing": tmp_path / "missing" / "x", "under": tmp_path / "afile.txt" / "sub" / "out",
             "png": tmp_path / "old.png", "json": tmp_path / "old.json", "npz0": tmp_path / "zero.npz",
-            "ckpt": tmp_path / "run.pt"}
+            "ckpt": tmp_path / "run.pt", "vgckpt": tmp_path / "vg.pt"}
 
 
 def _snapshot(root):
@@ -250,3 +255,15 @@ def test_query_out_of_range_names_the_query_and_the_range():
         with pytest.raises(IndexError, match=rf"query holds class id {bad}, outside the valid range 0\.\.9"):
             layer(x, torch.tensor([1, bad]))
     assert layer(x, torch.tensor([0, 9]))[1].shape == (2, 5, 5)
+
+
+def test_voc_error_does_not_suggest_a_download(tmp_path):
+    """pan has no download option: the VOC error says what to put in --data-dir, not torchvision's download=True."""
+    pytest.importorskip("torchvision")
+    from pan.data.voc import VOC2007
+
+    with pytest.raises(ValueError) as info:
+        VOC2007(tmp_path, "val")
+    message = str(info.value)
+    assert message.startswith(f"--data-dir {tmp_path}") and "download=True" not in message
+    assert "downloads nothing" in message and "\n" not in message
