@@ -72,7 +72,9 @@ def test_evaluate_limit_takes_the_first_examples(data):
     assert result["num_examples"] == 5
     assert result["accuracy"] == pytest.approx(3 / 5)
     assert result["tpr"] == pytest.approx(IN_MASK[:5].mean(), abs=1e-5)
-    assert sum(v["count"] for v in result["accuracy_by_scale"].values()) == 5
+    by_scale = result["accuracy_by_scale"].values()  # the first five scales: 0.5, 0.99, 1.0, 1.49, 2.5
+    assert [v["count"] for v in by_scale] == [2, 2, 0, 0, 1]
+    assert [v["accuracy"] for v in by_scale] == [0.5, 1.0, None, None, 0.0]
 
 
 def test_every_scale_bin_edge():
