@@ -11,8 +11,7 @@ import pytest
 
 from pan.cli.main import main
 from pan.data import vg_synth
-from pan.data.mnist import load_mnist
-from pan.data.vg_synth import ATTRIBUTES, CLASSES, write_vg_synth
+from pan.data.vg_synth import ATTRIBUTES, OBJECTS, write_vg_synth
 from pan.data.visual_genome import VisualGenome
 
 
@@ -20,8 +19,9 @@ def _files(root):
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def test_the_reader_reads_it_and_each_image_has_distinct_labelled_objects(tmp_path):
-    summary = write_vg_synth(tmp_path / "vg", 12, seed=0, image_size=64)
+@pytest.mark.parametrize("objects", ["shapes", "digits"])
+def test_the_reader_reads_it_and_each_image_has_distinct_labelled_objects(tmp_path, objects):
+    summary = write_vg_synth(tmp_path / "vg", 12, seed=0, image_size=64, objects=objects)
     records = json.loads((tmp_path / "vg" / "attributes.json").read_text())
     assert len(records) == 12 and summary["objects"] == sum(len(r["attributes"]) for r in records)
     for r in records:
@@ -33,16 +33,17 @@ def test_the_reader_reads_it_and_each_image_has_distinct_labelled_objects(tmp_pa
             assert 0 <= o["x"] and o["x"] + o["w"] <= 64 and 0 <= o["y"] and o["y"] + o["h"] <= 64
     splits = [VisualGenome(tmp_path / "vg", s, min_count=0, cache_dir=None) for s in ("train", "val", "test")]
     assert sum(len(s) for s in splits) == summary["objects"]
-    assert set(splits[0].classes) <= set(CLASSES) and set(splits[0].attributes) <= set(ATTRIBUTES)
+    assert set(splits[0].classes) <= set(OBJECTS[objects]) and set(splits[0].attributes) <= set(ATTRIBUTES)
     assert splits[0].examples[0].path.is_file() and (splits[0].examples[0].width, splits[0].examples[0].height) == (
         64, 64)
 
 
-def test_boxes_are_exactly_the_pixels_each_object_drew():
+@pytest.mark.parametrize("kind", ["shapes", "digits"])
+def test_boxes_are_exactly_the_pixels_each_object_drew(kind):
     rng = np.random.default_rng(4)
-    digits = load_mnist(None).train
+    sprite = vg_synth._sprites(kind, rng, None)
     for image_id in range(6):
-        canvas, objects = vg_synth._image(rng, image_id, 80, digits, None, 1)
+        canvas, objects = vg_synth._image(rng, image_id, 80, OBJECTS[kind], sprite, None, 1)
         grey = np.bincount(canvas[..., 0].ravel()).argmax()
         changed = (canvas != grey).any(2)
         inside = np.zeros_like(changed)
@@ -75,6 +76,7 @@ def _generate(out, *extra):
     (["--num-images", "x"], "--num-images"),
     (["--num-images", "10", "--image-size", "16"], "--image-size must be an integer in [32, 1024]"),
     (["--num-examples", "30"], "vg-synth takes --num-images"),
+    (["--objects", "cars"], "--objects"),
 ])
 def test_bad_arguments_are_one_line_errors(tmp_path, capsys, extra, message):
     assert _generate(tmp_path / "vg", *extra) == 2

@@ -1,4 +1,5 @@
-"""``pan data generate --dataset vg-synth --out DIR [--num-images N] [--image-size S] [--background photo|plain]``:
+"""``pan data generate --dataset vg-synth --out DIR [--num-images N] [--image-size S] [--objects shapes|digits]
+[--background photo|plain]``:
 a small set in the Visual Genome release's format (pan.data.vg_synth), to check an install before downloading the
 real one. Hooked into pan.cli.data's `generate` action by `add_arguments` and `run`."""
 
@@ -20,6 +21,8 @@ def add_arguments(gen: argparse.ArgumentParser) -> None:
     g = gen.add_argument_group("vg-synth (a small Visual Genome look-alike: JSON + VG_100K/*.jpg)")
     g.add_argument("--num-images", type=positive_int, default=600, help="vg-synth: images (default 600, >= 10)")
     g.add_argument("--image-size", type=positive_int, default=96, help="vg-synth: image side in pixels (default 96)")
+    g.add_argument("--objects", default="shapes", choices=("shapes", "digits"),
+                   help="vg-synth: the object classes: 5 shapes (default; CPU minutes to learn) or MNIST digits")
     g.add_argument("--background", default="photo", choices=("photo", "plain"),
                    help="vg-synth: dimmed scikit-image photographs (default) or plain grey")
 
@@ -40,8 +43,8 @@ def run(args: argparse.Namespace) -> int:
         previous = None
     try:
         summary = write_vg_synth(args.out, args.num_images, seed=args.seed, image_size=args.image_size,
-                                 background=args.background, overwrite=args.overwrite, mnist_dir=args.mnist_dir,
-                                 backgrounds_dir=args.backgrounds_dir)
+                                 background=args.background, objects=args.objects, overwrite=args.overwrite,
+                                 mnist_dir=args.mnist_dir, backgrounds_dir=args.backgrounds_dir)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"pan data: error: {err}", file=sys.stderr)
         return 2
