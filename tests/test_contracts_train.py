@@ -6,6 +6,7 @@ first step of each epoch; clipping bounds the update."""
 from __future__ import annotations
 
 import contextlib
+import math
 
 import pytest
 import torch
@@ -123,3 +124,16 @@ def test_clipping_bounds_the_update_of_a_huge_gradient():
     moved = (torch.cat([p.detach().flatten() for p in model.parameters()]) - before).norm()
     assert grad_norm > 0.1
     torch.testing.assert_close(moved, torch.tensor(0.01), rtol=1e-3, atol=0)
+
+
+def test_multilabel_nll_hand_computed():
+    """-sum_a [y log p + (1 - y) log(1 - p)], batch mean: p = (0.8, 0.3) with labels (1, 0) and p = (0.5, 0.9) with
+    (0, 1) give ((-ln .8 - ln .7) + (-ln .5 - ln .9)) / 2; it falls as p moves toward the labels."""
+    from pan.train.real_images import multilabel_nll
+
+    p = torch.tensor([[0.8, 0.3], [0.5, 0.9]])
+    target = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    want = (-math.log(0.8) - math.log(0.7) - math.log(0.5) - math.log(0.9)) / 2
+    assert multilabel_nll(p.log(), (1 - p).log(), target).item() == pytest.approx(want, rel=1e-6)
+    closer = torch.tensor([[0.9, 0.2], [0.4, 0.95]])
+    assert multilabel_nll(closer.log(), (1 - closer).log(), target) < multilabel_nll(p.log(), (1 - p).log(), target)
