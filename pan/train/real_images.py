@@ -23,6 +23,7 @@ from torch.utils.data import Subset
 from pan.train.checkpoint import CheckpointError, ResumeError, load_checkpoint
 from pan.train.config import check_checkpoint_every
 from pan.train.precision import check_amp
+from pan.train.real_task import RealImageParts, RealImageTask
 
 REAL_DATASETS = ("vg",)
 KIND = "real-images"
@@ -130,7 +131,6 @@ def train_real_images(cfg: RealImageConfig, *, resume: bool = False, progress: b
     from pan.train.divergence import TrainingDiverged
     from pan.train.loop import TrainingRun
     from pan.train.precision import resolve_amp
-    from pan.train.real_task import RealImageTask
 
     cfg.validate()
     out = Path(cfg.out)
@@ -138,7 +138,9 @@ def train_real_images(cfg: RealImageConfig, *, resume: bool = False, progress: b
         raise ResumeError(f"{out} already holds a run (last.pt); continue it with --resume or choose another --out")
     dctx, device = setup_distributed(cfg.device)
     cfg = replace(cfg, amp=resolve_amp(cfg.amp, device))
-    task = RealImageTask(cfg, resume=resume, quiet=not progress, stop_after_steps=stop_after_steps)
+    parts = RealImageParts(load_splits=load_splits, build_model=build_real_model, build_optimizer=build_optimizer,
+                           loss=multilabel_nll)
+    task = RealImageTask(cfg, parts, resume=resume, quiet=not progress, stop_after_steps=stop_after_steps)
     try:
         summary = TrainingRun(task, dctx, device).run()
     except TrainingDiverged:

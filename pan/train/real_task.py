@@ -7,7 +7,8 @@ each torchrun process trains on, the loader only reads them (in that order)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -16,10 +17,23 @@ from torch.utils.data import DataLoader
 
 from pan.train.task import EngineSettings, Task
 
-__all__ = ["RealImageTask", "RESUME_EXEMPT"]
+__all__ = ["RealImageParts", "RealImageTask", "RESUME_EXEMPT"]
 
 #: RealImageConfig fields a resumed run may change (they do not change what is trained).
 RESUME_EXEMPT = ("epochs", "checkpoint_every", "num_workers")
+
+
+@dataclass
+class RealImageParts:
+    """What the task calls in `pan.train.real_images` (handed in by it: this module does not import that one):
+    ``load_splits(cfg) -> ((train reader, val reader), (train dataset, val dataset))``,
+    ``build_model(cfg, num_queries, num_classes, with_weights=...)``, ``build_optimizer(model, cfg)`` and
+    ``loss(log_p, log_1mp, target) -> mean multi-label NLL``."""
+
+    load_splits: Callable
+    build_model: Callable
+    build_optimizer: Callable
+    loss: Callable
 
 
 class RealImageTask(Task):
@@ -27,8 +41,9 @@ class RealImageTask(Task):
 
     accum_size = 3
 
-    def __init__(self, cfg: Any, *, resume: bool = False, quiet: bool = False, stop_after_steps: int | None = None):
-        self.cfg = cfg
+    def __init__(self, cfg: Any, parts: RealImageParts, *, resume: bool = False, quiet: bool = False,
+                 stop_after_steps: int | None = None):
+        self.cfg, self.parts = cfg, parts
         self.resume = resume
         self.settings = EngineSettings(
             out_dir=cfg.out, seed=cfg.seed, batch_size=cfg.batch_size, max_epochs=cfg.epochs, clip_norm=cfg.clip_norm,
@@ -46,23 +61,18 @@ class RealImageTask(Task):
 
     def prepare(self, device: torch.device) -> int:
         from pan.train.distributed import rank_zero_first
-        from pan.train.real_images import load_splits
 
         self.device = device
-        (train_reader, _), (self.train_data, self.val_data) = rank_zero_first(lambda: load_splits(self.cfg))
+        (train_reader, _), (self.train_data, self.val_data) = rank_zero_first(lambda: self.parts.load_splits(self.cfg))
         self.vocab = {"classes": train_reader.classes, "attributes": train_reader.attributes}
         return len(self.train_data)
 
     def build_model(self) -> nn.Module:
-        from pan.train.real_images import build_real_model
-
-        return build_real_model(self.cfg, len(self.vocab["classes"]), len(self.vocab["attributes"]),
+        return self.parts.build_model(self.cfg, len(self.vocab["classes"]), len(self.vocab["attributes"]),
                                 with_weights=not self.resume)
 
     def build_optimizer(self, model: nn.Module, params: list[nn.Parameter]) -> torch.optim.Optimizer:
-        from pan.train.real_images import build_optimizer
-
-        return build_optimizer(model, self.cfg)
+        return self.parts.build_optimizer(model, self.cfg)
 
     def set_lr(self, optimizer: torch.optim.Optimizer, epoch: int) -> float:
         factor = self.cfg.decay_factor ** (epoch - 1)
@@ -82,13 +92,11 @@ class RealImageTask(Task):
                    query.to(self.device, non_blocking=True), target.to(self.device, non_blocking=True))
 
     def train_step(self, model, optimizer, batch, epoch: int, local_batch: int):
-        from pan.train.real_images import multilabel_nll
-
         images, query, target = batch
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=self.cfg.amp):
             out = model(images, query)
-        loss = multilabel_nll(out.log_p, out.log_1mp, target)
+        loss = self.parts.loss(out.log_p, out.log_1mp, target)
         loss.backward()
         params = [p for group in optimizer.param_groups for p in group["params"]]
         clip = float("inf") if self.cfg.clip_norm is None else self.cfg.clip_norm
