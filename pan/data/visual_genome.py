@@ -147,6 +147,13 @@ class VisualGenome:
         """Object class index [N] of every example."""
         return self.examples.query
 
+    def targets(self) -> np.ndarray:
+        """Multi-hot attribute vectors [N, A] (uint8) of every example."""
+        e = self.examples
+        y = np.zeros((len(e), len(self.attributes)), dtype=np.uint8)
+        y[np.repeat(np.arange(len(e)), np.diff(e.offsets)), e.values] = 1
+        return y
+
     def target(self, index: int) -> np.ndarray:
         """Multi-hot attribute vector [A] (uint8) of example `index`."""
         e = self.examples

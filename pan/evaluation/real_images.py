@@ -60,3 +60,43 @@ def evaluate_voc_tpr(model, dataset, *, batch_size: int = 32, device="cpu", amp:
         tprs.append(attention_tpr(out.attention, masks.to(device)).cpu())
     values = torch.cat(tprs)
     return {"tpr": values.mean().item(), "count": len(values)}
+
+
+def uniform_box_tpr(reader, size: int) -> float:
+    """TPR of uniform attention on a VisualGenome split at input size `size`: the mean share of the resized image
+    that the queried object's box covers."""
+    from pan.data.real_images import box_mask
+
+    areas = [box_mask(e.box, (e.width, e.height), size).float().mean().item() for e in reader.examples]
+    return float(np.mean(areas)) if areas else float("nan")
+
+
+def wrong_queries(reader) -> np.ndarray:
+    """[N] int64: for each example, the class of the next example of the same image (cyclically) whose class is
+    another, i.e. a query about a different object in the same picture; -1 where the image has one class only."""
+    image_ids, queries = np.asarray(reader.examples.image_ids), np.asarray(reader.queries)
+    out = np.full(len(queries), -1, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, image_ids[1:] != image_ids[:-1]])  # examples are grouped by image
+    for start, stop in zip(starts, np.r_[starts[1:], len(queries)]):
+        group = queries[start:stop]
+        for k in range(len(group)):
+            others = [q for q in np.roll(group, -k)[1:] if q != group[k]]
+            out[start + k] = others[0] if others else -1
+    return out
+
+
+class QueryOverride(torch.utils.data.Dataset):
+    """`dataset` (items (image, query, ...)) restricted to `indices`, with the query of item indices[i] replaced by
+    queries[i]: the same images and targets, asked about something else."""
+
+    def __init__(self, dataset, indices, queries):
+        if len(indices) != len(queries):
+            raise ValueError(f"got {len(indices)} indices but {len(queries)} queries")
+        self.dataset, self.indices, self.queries = dataset, [int(i) for i in indices], [int(q) for q in queries]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        image, _, *rest = self.dataset[self.indices[i]]
+        return (image, torch.tensor(self.queries[i]), *rest)
