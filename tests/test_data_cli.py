@@ -175,3 +175,21 @@ def test_interrupted_generate_stops_at_once_and_leaves_nothing(tmp_path, how):
     while _group_members(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _group_members(proc.pid) == []
+
+
+def test_interrupt_while_writing_leaves_no_file(tmp_path, monkeypatch, capsys):
+    """Ctrl-C that lands after the .npz is in place but before its .json: both go, one line says how to continue."""
+    import pan.data.cache
+
+    real = pan.data.cache.atomic_save
+
+    def save_then_interrupt(path, dataset):
+        real(path, dataset)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pan.data.cache, "atomic_save", save_then_interrupt)
+    out = tmp_path / "out"
+    argv = "data generate --dataset mref --split val --num-examples 10 --no-cache --quiet".split()
+    assert main([*argv, "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert list(out.iterdir()) == [] and "interrupted" in err and len(err.strip().splitlines()) == 1
