@@ -137,3 +137,27 @@ def test_multilabel_nll_hand_computed():
     assert multilabel_nll(p.log(), (1 - p).log(), target).item() == pytest.approx(want, rel=1e-6)
     closer = torch.tensor([[0.9, 0.2], [0.4, 0.95]])
     assert multilabel_nll(closer.log(), (1 - closer).log(), target) < multilabel_nll(p.log(), (1 - p).log(), target)
+
+
+def test_best_checkpoint_holds_the_best_epochs_weights_and_patience_stops_the_run(tmp_path):
+    """best.pt is the first epoch with the highest validation accuracy (its weights re-evaluate to that accuracy and
+    loss), not the last epoch; the run stops ``patience`` epochs after it."""
+    import json
+
+    from pan.train import evaluate, load_checkpoint, load_model
+
+    val = synthetic_dataset(6, seed=1)
+    summary = _tiny_run(tmp_path, max_epochs=12, patience=2, lr=0.1, optimizer="adam")  # val acc 0.5, 0, 0
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    accs = [m["val_acc"] for m in lines if m["epoch"] >= 1]
+    best_epoch = summary["best_epoch"]
+    assert best_epoch == 1 + accs.index(max(accs)) and summary["best_val_acc"] == max(accs)
+    assert summary["stopped"] == "early_stopping" and summary["epochs"] == best_epoch + 2
+    assert load_checkpoint(tmp_path / "best.pt")["state"]["epoch"] == best_epoch
+    best, _ = load_model(tmp_path / "best.pt", backend="torch")
+    again = evaluate(best, val)
+    assert again["acc"] == pytest.approx(summary["best_val_acc"])
+    assert again["loss"] == pytest.approx(summary["best_val_loss"], rel=1e-5)
+    last, _ = load_model(tmp_path / "last.pt", backend="torch")
+    assert evaluate(last, val)["loss"] == pytest.approx(lines[-1]["val_loss"], rel=1e-5)
+    assert again["loss"] != pytest.approx(lines[-1]["val_loss"], rel=1e-5)  # best.pt is not the last weights
