@@ -294,7 +294,8 @@ def attention_mlp_fwd(
     so = out.stride() if gate else (0, 0, 0, 0)
     grid = (triton.cdiv(H * W, block_p), B)
     _attention_mlp_fwd_kernel[grid](
-        x, qb, _pack_weight1(weight1), bias1 if bias1 is not None else qb, w2, bias2 if bias2 is not None else qb,
+        x, qb, _pack_weight1(weight1), bias1.contiguous() if bias1 is not None else qb, w2,
+        bias2 if bias2 is not None else qb,
         out, s, C, H, W, Hd, *x.stride(), *so,
         K=k, HAS_B1=bias1 is not None, HAS_B2=bias2 is not None, GATE=gate, X_DENSE=_dense(x),
         O_DENSE=_dense(out) if gate else False, BLOCK_P=block_p, BLOCK_C=block_c, BLOCK_HD=block_hd,
@@ -334,7 +335,7 @@ def attention_mlp_bwd(
     dw2_part = torch.empty((B, num_pb, Hd), device=x.device, dtype=torch.float32)
     db2_part = torch.empty((B, num_pb), device=x.device, dtype=torch.float32)
     _attention_mlp_bwd_pre_kernel[(num_pb, B)](
-        x, qb, w1p, bias1 if bias1 is not None else qb, w2, go, gs, a,
+        x, qb, w1p, bias1.contiguous() if bias1 is not None else qb, w2, go, gs, a,
         dpre, dqb_part, dw2_part, db2_part,
         C, H, W, Hd, num_pb, *x.stride(), *sg,
         K=k, HAS_B1=bias1 is not None, GATE=gate, X_DENSE=_dense(x), G_DENSE=gate and _dense(grad_out),

@@ -297,14 +297,14 @@ def _pixel_splits(x: Tensor, B: int, HW: int, block_p: int) -> tuple[int, int]:
 
 
 def _head_launch(x: Tensor, cls_weight: Tensor, cls_bias: Tensor | None) -> tuple[Tensor, Tensor, dict]:
-    """What every marginal-head kernel takes besides its data: the contiguous classifier weight, the bias argument
-    (the weight when there is no bias: HAS_BIAS=False, never read) and the constexpr keywords (blocks, layout,
+    """What every marginal-head kernel takes besides its data: the contiguous classifier weight, the contiguous bias
+    argument (the weight when there is no bias: HAS_BIAS=False, never read) and the constexpr keywords (blocks, layout,
     precision)."""
     block_p, block_c, block_a = _blocks(x.shape[1], cls_weight.shape[0], _launch.on_gpu(x))
     wc = cls_weight.contiguous()
     meta = dict(HAS_BIAS=cls_bias is not None, X_DENSE=_dense(x), BLOCK_P=block_p, BLOCK_C=block_c,
                 BLOCK_A=block_a, PRECISION=_launch.dot_precision(x))
-    return wc, cls_bias if cls_bias is not None else wc, meta
+    return wc, cls_bias.contiguous() if cls_bias is not None else wc, meta
 
 
 def _fwd_num_warps(x: Tensor, meta: dict) -> int:
