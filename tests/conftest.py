@@ -1,4 +1,5 @@
-"""Test configuration: device selection, the Triton interpreter on CPU-only machines, seeds, NaN poisoning.
+"""Test configuration: device selection, the Triton interpreter on CPU-only machines, the CUDA emulator on by
+default, seeds, NaN poisoning.
 
 On a machine without a GPU, Triton kernels run on CPU tensors in the Triton interpreter, which must be switched
 on before triton is first imported; on a GPU machine the same tests run the compiled kernels on CUDA tensors.
@@ -12,6 +13,10 @@ import torch
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+# The csrc/ CUDA kernels also run in their CPU emulator (csrc/emu/, built with g++ once per session, about 15 s) by
+# default, so `python -m pytest -q` is the whole suite, as CI runs it; PAN_TEST_EMULATION=0 leaves those cases out.
+os.environ.setdefault("PAN_TEST_EMULATION", "1")
 
 import pytest  # noqa: E402
 

@@ -311,8 +311,16 @@ def test_profile_writes_a_chrome_trace(tmp_path):
 
 
 def test_op_range_is_a_no_op_context_without_cuda():
-    with timing.op_range("anything"):
-        pass
+    """Without CUDA the range is only a profiler record_function: the body runs, once, and the trace names it."""
+    ran = []
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        with timing.op_range("pan_test_range"):
+            ran.append(torch.ones(2).sum().item())
+    assert ran == [2.0]
+    assert "pan_test_range" in {event.name for event in prof.events()}
+    with pytest.raises(ValueError, match="inside"):  # an error in the body is not swallowed
+        with timing.op_range("pan_test_range"):
+            raise ValueError("inside")
 
 
 def test_summary_checks_targets_only_on_measured_rows(tmp_path):

@@ -51,6 +51,7 @@ def test_soft_pool_matches_weighted_sum():
     f, alpha = reference.soft_attention_pool_ref(x, s)
     a = torch.softmax(s.flatten(1), -1)
     torch.testing.assert_close(f, (x.flatten(2) * a[:, None]).sum(-1))
+    torch.testing.assert_close(alpha, a.reshape(2, 3, 5))
 
 
 def _req(args):

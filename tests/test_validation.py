@@ -43,6 +43,17 @@ MLP_BAD = [
     ("weight2", lambda a: a["weight2"][:3], ValueError, "weight2 must have shape"),
     ("bias2", lambda a: a["bias2"][None], ValueError, "bias2 must have shape"),
     ("bias2", lambda a: 0.5, TypeError, "bias2 must be a torch.Tensor"),
+    # every argument's dtype and device is checked against x's (a check left out reaches the kernel or conv2d)
+    ("weight1", lambda a: a["weight1"].double(), TypeError, "weight1 must have the dtype of x"),
+    ("bias1", lambda a: a["bias1"].double(), TypeError, "bias1 must have the dtype of x"),
+    ("weight2", lambda a: a["weight2"].half(), TypeError, "weight2 must have the dtype of x"),
+    ("bias2", lambda a: a["bias2"].double(), TypeError, "bias2 must have the dtype of x"),
+    ("query_bias", lambda a: a["query_bias"].to("meta"), ValueError, "query_bias must be on the device of x"),
+    ("bias1", lambda a: a["bias1"].to("meta"), ValueError, "bias1 must be on the device of x"),
+    ("weight2", lambda a: a["weight2"].to("meta"), ValueError, "weight2 must be on the device of x"),
+    ("bias2", lambda a: a["bias2"].to("meta"), ValueError, "bias2 must be on the device of x"),
+    ("bias1", lambda a: a["bias1"][None], ValueError, "bias1 must have shape"),
+    ("query_bias", lambda a: a["query_bias"][:, :5], ValueError, "query_bias must have shape"),
 ]
 
 
@@ -70,6 +81,13 @@ HEAD_BAD = [
     ("cls_weight", lambda a: a["cls_weight"][0], ValueError, "cls_weight must have shape"),
     ("cls_bias", lambda a: a["cls_bias"][:2], ValueError, "cls_bias must have shape"),
     ("x", lambda a: a["x"][None], ValueError, "x must have shape"),
+    ("scores", lambda a: a["scores"].to("meta"), ValueError, "scores must be on the device of x"),
+    ("cls_weight", lambda a: a["cls_weight"].double(), TypeError, "cls_weight must have the dtype of x"),
+    ("cls_weight", lambda a: a["cls_weight"].to("meta"), ValueError, "cls_weight must be on the device of x"),
+    ("cls_bias", lambda a: a["cls_bias"].double(), TypeError, "cls_bias must have the dtype of x"),
+    ("cls_bias", lambda a: a["cls_bias"].to("meta"), ValueError, "cls_bias must be on the device of x"),
+    ("cls_bias", lambda a: a["cls_bias"][None], ValueError, "cls_bias must have shape"),
+    ("cls_weight", lambda a: a["cls_weight"][:0], ValueError, "cls_weight must have shape"),
 ]
 
 
@@ -110,9 +128,22 @@ def test_triton_on_cpu_without_interpreter_explains(monkeypatch):
 
 
 def test_auto_on_cpu_runs_the_reference(monkeypatch):
+    """backend="auto" on CPU tensors is the eager reference itself: the same values, bit for bit, for every op."""
+    from pan_kernels import reference
+
     monkeypatch.undo()  # this one must reach a real implementation
-    s = pan_kernels.attention_scores(**_mlp(), backend="auto")
-    assert s.shape == (2, 5, 4)
+    mlp, head = _mlp(), _head()
+    calls = [
+        ("attention_scores", mlp), ("progressive_attention", mlp), ("hard_attention_marginal", head),
+        ("hard_attention_marginal_multilabel", head), ("soft_attention_pool", {k: head[k] for k in ("x", "scores")}),
+    ]
+    for op, args in calls:
+        got = getattr(pan_kernels, op)(**args, backend="auto")
+        want = getattr(reference, op + "_ref")(*args.values())
+        got, want = (got, want) if isinstance(got, tuple) else ((got,), (want,))
+        assert len(got) == len(want), op
+        for g, w in zip(got, want):
+            assert torch.equal(g, w), op
 
 
 def test_module_constructor_validation():
