@@ -24,6 +24,14 @@
   200 epochs, early stopping after 20 epochs without a better validation accuracy, the lr x0.7 every 5 epochs after
   epoch 20 (the authors' code divides by 1.5 about every 11 epochs after 30 at batch 200; Adam at batch 32 takes
   ~6x the steps per epoch, so the decay comes sooner). docs/training-notes.md §12.
+- ``authors``: the schedule of the authors' training script (hworang77/PAN, ``train.py``, its defaults) where it
+  differs from the paper's text: RMSprop lr 0.003 with decay rate 0.9 (Lasagne's ``rho``; torch's ``alpha``),
+  batch 200, clip 5, at most 300 epochs, early stopping after 50 epochs without improvement, the lr divided by 1.5
+  after epoch 32 and every 12 epochs after that (the script's ``-nodecay 30 -decayinterval 10 -decayfac 1.5``
+  counter fires at 0-based epochs 31, 43, 55, ...). Lasagne adds its epsilon 1e-6 inside the square root,
+  torch outside: eps 1e-3 gives the same step where the squared-gradient average is near 0 and the same
+  step wherever it is large. The script's head (average pool, batch-norm, dropout 0.5, dense) is a model
+  difference, not a recipe setting (docs/training-notes.md §12).
 """
 
 from __future__ import annotations
@@ -41,6 +49,10 @@ RECIPES: dict[str, dict] = {
 RECIPES["demo"] = {**RECIPES["cpu"], "gate_sparsity": 0.3, "gate_sparsity_kind": "focus", "gate_sparsity_start": 3}
 RECIPES["demo-long"] = {**RECIPES["demo"], "num_train": 60_000, "max_epochs": 10, "decay_start": 7,
                         "gate_sparsity": [0.3, 0.1, 0.1], "gate_sparsity_start": 2}
+RECIPES["authors"] = {"optimizer": "rmsprop", "lr": 0.003, "rmsprop_alpha": 0.9, "rmsprop_eps": 1e-3,
+                      "batch_size": 200, "clip_norm": 5.0, "max_epochs": 300, "patience": 50,
+                      "num_train": 30_000, "num_val": 10_000, "decay_start": 32, "decay_every": 12,
+                      "decay_factor": 1 / 1.5}
 RECIPES["converge"] = {**RECIPES["cpu"], "num_val": 10_000, "max_epochs": 200, "patience": 20,
                        "decay_start": 20, "decay_every": 5, "decay_factor": 0.7}
 
