@@ -42,6 +42,7 @@ def test_vg_train_resume_and_eval(tmp_path, capsys):
     lines = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
     assert [x["epoch"] for x in lines] == [1, 2]
     assert all(0 <= x["val_weighted_map"] <= 1 and 0 <= x["val_tpr"] <= 1 for x in lines)
+    assert 0 < lines[1]["train_loss"] < lines[0]["train_loss"], "the training NLL does not fall"
     assert lines[1]["lr"] == pytest.approx(1e-4 * 0.9)
     # one epoch, then resume to two: the same weights as two epochs in one go
     assert _train(data, tmp_path / "split", "--epochs", "1") == 0
