@@ -119,7 +119,7 @@ def test_train_file_records_what_was_trained_on(mdist_files, tmp_path, capsys):
         assert message in err and len(err.strip().splitlines()) == 1, err
         assert not (tmp_path / "refused").exists()
     out = tmp_path / "run"
-    assert run_cli([*base, "--dataset", "mdist", "--num-train", "40", "--out", str(out)]) == 0
+    assert run_cli([*base, "--out", str(out)]) == 0  # no --dataset: the file's mdist, not the default mref
     err = capsys.readouterr().err
     assert "warning: --val-file" in err and "is a test split" in err
     config = json.loads((out / "config.json").read_text())
