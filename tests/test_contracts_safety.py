@@ -131,6 +131,17 @@ def test_pickled_meta_in_a_dataset_file_is_refused(tmp_path, marker):
         PanDataset.load(path)
 
 
+def test_visual_genome_index_cache_refuses_code(tmp_path, marker):
+    """A planted Visual Genome index cache whose arrays are pickled objects: ignored (warning), never unpickled."""
+    from pan.data.vg_index import read_index
+
+    path = tmp_path / "vg-index-planted.npz"
+    payload = np.array([_Payload(marker)], dtype=object)
+    np.savez(path, meta=payload, class_names=payload, attribute_names=payload, obj_image=payload)
+    with pytest.warns(UserWarning, match="damaged Visual Genome index cache"):
+        assert read_index(path, {"version": 1}) is None
+
+
 def _loads(tree: ast.AST):
     """(module name, call) of every ``X.load(...)`` call whose receiver is a plain name."""
     for node in ast.walk(tree):
