@@ -172,3 +172,20 @@ def test_voc_errors_name_the_problem(tmp_path):
     (root / "VOCdevkit" / "VOC2007" / "SegmentationClass" / "000002.png").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="000002.png: unreadable segmentation mask"):
         VOC2007(root, "val")
+
+
+def test_attributes_seen_only_on_nameless_objects_keep_every_example_right(tmp_path):
+    """Vocabulary attributes may occur only on objects without a name (counted, never an example): the examples'
+    attribute lists must still be exactly their own."""
+    objects = {1: [("cat", ["red"], (0, 0, 4, 4)), ("x", ["blue", "green", "pink"], (4, 4, 4, 4))],
+               2: [("dog", ["red", "tall"], (1, 1, 4, 4)), ("x", ["blue"], (5, 5, 4, 4))]}
+    root = write_vg(tmp_path / "vg", objects)
+    data = json.loads((root / "attributes.json").read_text())
+    for record in data:
+        record["attributes"][1]["names"] = []
+    (root / "attributes.json").write_text(json.dumps(data))
+    splits = [VisualGenome(root, s, min_count=0, seed=0, cache_dir=None) for s in ("train", "val", "test")]
+    vocab = splits[0].attributes
+    assert len(vocab) == 5
+    seen = {(e.image_id, tuple(vocab[a] for a in e.attributes)) for s in splits for e in s.examples}
+    assert seen == {(1, ("red",)), (2, ("red", "tall"))}

@@ -121,17 +121,19 @@ class VisualGenome:
         chosen = {"train": order[:n_train], "val": order[n_train:n_train + n_val],
                   "test": order[n_train + n_val:]}[split]
         self.image_ids = sorted(int(i) for i in chosen)
-        self.examples = self._examples(index, root, usable & np.isin(index.obj_image, chosen), query, owner, mapped)
+        self.examples = self._examples(index, root, usable & np.isin(index.obj_image, chosen), query, owner, mapped,
+                                       len(attribute_ids))
 
     @staticmethod
-    def _examples(index: VGIndex, root: Path, selected, query, owner, mapped) -> VGExamples:
+    def _examples(index: VGIndex, root: Path, selected, query, owner, mapped, num_attributes: int) -> VGExamples:
         rows = np.flatnonzero(selected)
         rows = rows[np.argsort(index.obj_image[rows], kind="stable")]  # by image id, file order within an image
         position = np.full(len(query), -1, dtype=np.int64)
         position[rows] = np.arange(len(rows))
         keep = (mapped >= 0) & (position[owner] >= 0)
-        pairs = np.unique(position[owner[keep]] * max(len(mapped), 1) + mapped[keep])  # sorted, no duplicates
-        example, values = np.divmod(pairs, max(len(mapped), 1))
+        radix = max(num_attributes, 1)
+        pairs = np.unique(position[owner[keep]] * radix + mapped[keep])  # sorted by (example, attribute), no repeats
+        example, values = np.divmod(pairs, radix)
         offsets = np.concatenate([[0], np.cumsum(np.bincount(example, minlength=len(rows)))])
         image_ids = index.obj_image[rows]
         by_id = np.argsort(index.image_ids, kind="stable")
