@@ -51,7 +51,7 @@ def _boundary_epoch(ckpt: dict) -> int | None:
     return int(ckpt["state"]["epoch"])
 
 
-def evaluate_epoch(run: Path, num_examples: int, val_cache: dict) -> dict | None:
+def evaluate_epoch(run: Path, num_examples: int, val_cache: dict, cache_dir: str | None = None) -> dict | None:
     """Evaluate OUT/last.pt if it closes an epoch not in the curve yet; the curve line, or None."""
     from pan.data import DEFAULT_CACHE_DIR, make_dataset
     from pan.evaluation.metrics import evaluate
@@ -67,7 +67,7 @@ def evaluate_epoch(run: Path, num_examples: int, val_cache: dict) -> dict | None
     key = (config.dataset, config.num_val, config.data_seed)
     if key not in val_cache:
         val_cache[key] = make_dataset(config.dataset, "val", config.num_val, seed=config.data_seed,
-                                      mnist_dir=config.mnist_dir, cache_dir=DEFAULT_CACHE_DIR)
+                                      mnist_dir=config.mnist_dir, cache_dir=cache_dir or DEFAULT_CACHE_DIR)
     model = build_model(config.model, backend="torch")
     model.load_state_dict(ckpt["model"])
     t0 = time.perf_counter()
@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-examples", type=int, default=2000, help="validation examples per evaluation")
     p.add_argument("--poll", type=float, default=20.0, help="seconds between looks at the runs")
     p.add_argument("--once", action="store_true", help="evaluate what is there now and exit")
+    p.add_argument("--cache-dir", default=None, help="dataset cache (default $PAN_CACHE_DIR or ~/.cache/pan/data)")
     a = p.parse_args(argv)
     if a.num_examples < 1:
         p.error(f"--num-examples must be >= 1, got {a.num_examples}")
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         while True:
             for run in a.runs:
                 if (run / "last.pt").is_file() and set(_epochs_logged(run)) - _epochs_done(run):
-                    line = evaluate_epoch(run, a.num_examples, val_cache)
+                    line = evaluate_epoch(run, a.num_examples, val_cache, a.cache_dir)
                     if line is not None:
                         print(f"{run}: epoch {line['epoch']} val acc {100 * line['val_acc']:.2f}% "
                               f"TPR {100 * line['tpr']:.2f}% ({line['seconds']} s)", flush=True)

@@ -1,0 +1,94 @@
+"""Draw learning curves of `pan train` runs: validation accuracy and TPR against training images seen.
+
+Reads OUT/metrics.jsonl (validation accuracy on the run's whole validation split, every epoch) and, where present,
+OUT/attention_curve.jsonl (accuracy and TPR on the first examples of the validation split, written by
+scripts/attention_curve.py). Optional horizontal lines mark reference values (e.g. the paper's).
+
+    python scripts/plot_learning_curves.py RUN [RUN ...] --out curves.png [--label NAME ...] \
+        [--acc-line 98.53:paper --tpr-line 62.36:paper]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def run_curves(run: Path) -> dict:
+    """{"acc": [(images, %)], "tpr": [(images, %)], "tpr_acc": [(images, %)]} of one run folder."""
+    config = json.loads((run / "config.json").read_text())
+    per_epoch = (config["num_train"] // config["batch_size"]) * config["batch_size"]
+    metrics = read_jsonl(run / "metrics.jsonl")
+    curve = read_jsonl(run / "attention_curve.jsonl")
+    return {
+        "acc": [(m["epoch"] * per_epoch, 100 * m["val_acc"]) for m in metrics],
+        "tpr": sorted((c["images_seen"], 100 * c["tpr"]) for c in curve),
+    }
+
+
+def _reference(text: str) -> tuple[float, str]:
+    value, _, label = text.partition(":")
+    return float(value), label or value
+
+
+def plot(runs: list[Path], labels: list[str], out: Path, acc_lines=(), tpr_lines=()) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_acc, ax_tpr) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
+    for run, label in zip(runs, labels):
+        c = run_curves(run)
+        if c["acc"]:
+            ax_acc.plot(*zip(*c["acc"]), marker=".", label=label)
+        if c["tpr"]:
+            ax_tpr.plot(*zip(*c["tpr"]), marker=".", label=label)
+    for ax, lines, name in ((ax_acc, acc_lines, "validation accuracy (%)"), (ax_tpr, tpr_lines, "TPR (%)")):
+        for value, text in lines:
+            ax.axhline(value, color="grey", linestyle="--", linewidth=1)
+            ax.annotate(text, (0, value), xycoords=("axes fraction", "data"), xytext=(4, 3),
+                        textcoords="offset points", fontsize=8, color="grey")
+        ax.set_xlabel("training images seen")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("runs", nargs="+", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="PNG to write")
+    p.add_argument("--label", action="append", default=None, help="one per run (default: the folder name)")
+    p.add_argument("--acc-line", action="append", default=[], type=_reference, help="VALUE[:LABEL] on the acc plot")
+    p.add_argument("--tpr-line", action="append", default=[], type=_reference, help="VALUE[:LABEL] on the TPR plot")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    a = p.parse_args(argv)
+    labels = a.label or [r.name for r in a.runs]
+    if len(labels) != len(a.runs):
+        p.error(f"--label: {len(labels)} labels for {len(a.runs)} runs")
+    for run in a.runs:
+        if not (run / "config.json").is_file():
+            p.error(f"{run} is not a pan train run folder (no config.json)")
+    if a.out.suffix.lower() != ".png":
+        p.error(f"--out must name a .png file, got {a.out}")
+    if a.out.exists() and not a.overwrite:
+        p.error(f"--out {a.out} exists (add --overwrite to replace it)")
+    plot(a.runs, labels, a.out, a.acc_line, a.tpr_line)
+    print(f"wrote {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

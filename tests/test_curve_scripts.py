@@ -1,0 +1,68 @@
+"""scripts/attention_curve.py and scripts/plot_learning_curves.py: the per-epoch accuracy / TPR of a run's model
+(evaluated on its validation split, at epoch boundaries only, once each) and the PNG of the curves."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from pan.data import make_dataset
+from pan.evaluation.metrics import evaluate
+from pan.train import load_model
+from tests.tiny_runs import train_tiny_mref
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("curve")
+    train_tiny_mref(root, "pan-h-ctx", "run")
+    return root
+
+
+def test_attention_curve_evaluates_each_epoch_once_on_the_val_split(tiny_run):
+    curve = _script("attention_curve")
+    run, cache = tiny_run / "run", str(tiny_run / "cache")
+    assert curve.main([str(run), "--once", "--num-examples", "20", "--cache-dir", cache]) == 0
+    assert curve.main([str(run), "--once", "--num-examples", "20", "--cache-dir", cache]) == 0  # no second line
+    lines = [json.loads(x) for x in (run / "attention_curve.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines] == [1]
+    metrics = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    assert lines[0]["val_acc"] == pytest.approx(metrics["val_acc"])
+    assert lines[0]["images_seen"] == 40  # 2 steps of 20 in the one epoch
+    model, _ = load_model(run / "last.pt", backend="torch")
+    expected = evaluate(model, make_dataset("mref", "val", 20, seed=0, cache_dir=cache))
+    assert lines[0]["tpr"] == pytest.approx(expected["tpr"], rel=1e-9)
+    assert lines[0]["num_examples"] == 20
+
+
+def test_attention_curve_skips_a_mid_epoch_checkpoint():
+    curve = _script("attention_curve")
+    assert curve._boundary_epoch({"accum": [[1.0]], "state": {"epoch": 3, "step": 5}}) is None
+    assert curve._boundary_epoch({"accum": None, "state": {"epoch": 3, "step": 0}}) == 3
+
+
+def test_plot_learning_curves_writes_a_png_and_never_overwrites(tiny_run, tmp_path, capsys):
+    curve = _script("attention_curve")
+    plot = _script("plot_learning_curves")
+    run = tiny_run / "run"
+    curve.main([str(run), "--once", "--num-examples", "20", "--cache-dir", str(tiny_run / "cache")])
+    out = tmp_path / "curves.png"
+    assert plot.main([str(run), "--out", str(out), "--acc-line", "98.53:paper"]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"wrote {out}" in capsys.readouterr().out
+    curves = plot.run_curves(run)
+    assert curves["acc"][0][0] == 40 and len(curves["tpr"]) == 1
+    with pytest.raises(SystemExit) as err:
+        plot.main([str(run), "--out", str(out)])
+    assert err.value.code == 2 and "--overwrite" in capsys.readouterr().err
