@@ -1,5 +1,6 @@
-"""Shared test helpers: random inputs and shape tables for each op, dtype tolerances, layouts, a verbose comparison,
-and opcheck samples — one copy for the Triton and the CUDA backend tests."""
+"""Shared test helpers: random inputs and shape tables for each op, per-element tolerances measured per dtype and
+kind (MEASURED_ERROR), layouts, a verbose comparison, opcheck samples and the contract cases — one copy for the Triton
+and the CUDA backend tests."""
 
 from __future__ import annotations
 
