@@ -63,7 +63,8 @@ def test_bad_arguments_exit_2(argv, capsys):
 def test_missing_mnist_dir_exit_2(tmp_path, capsys):
     argv = "data generate --dataset mref --split train --num-examples 10 --no-cache".split()
     rc = main(argv + ["--mnist-dir", str(tmp_path / "missing"), "--out", str(tmp_path)])
-    assert rc == 2 and "not found" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert rc == 2 and f"--mnist-dir {tmp_path / 'missing'}: no such directory" in err
 
 
 def test_no_action_exit_2(capsys):
