@@ -71,7 +71,7 @@ def run(args) -> int:
         return _fail(problem)
     if args.pretrained is not None:
         return _run_pretrained(args)
-    from pan.train import CheckpointError, ResumeError, TrainConfig, train
+    from pan.train import CheckpointError, ResumeError, TrainConfig, TrainingDiverged, train
     from pan.train.recipes import recipe_settings
 
     if _prepare_out(args):
@@ -99,6 +99,9 @@ def run(args) -> int:
         summary = train(config)
     except (ResumeError, CheckpointError) as err:
         return _fail(str(err).replace("\n", " "))
+    except TrainingDiverged as err:
+        print(f"pan demo: error: {err}", file=sys.stderr)
+        return 1
     if summary["stopped"] == "interrupted":
         print(f"interrupted; continue with: pan demo --resume --out {out}", file=sys.stderr)
         return 130
