@@ -6,28 +6,16 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
 from pan.cli.main import main
+from tests.engine_helpers import vg_objects
 from tests.real_image_fixtures import voc_masks, write_vg, write_voc
-
-NAMES = ["cat", "dog", "person"]
-ATTRS = ["black", "white", "small"]
 
 
 def _objects(n_images=12, seed=0):
-    rng = np.random.default_rng(seed)
-    objects = {}
-    for i in range(1, n_images + 1):
-        objs = []
-        for _ in range(2):
-            attrs = [a for a in ATTRS if rng.random() < 0.5] or ["black"]
-            x, y = rng.integers(0, 16, 2)
-            objs.append((NAMES[rng.integers(0, 3)], attrs, (int(x), int(y), 12, 12)))
-        objects[i] = objs
-    return objects
+    return vg_objects(n_images, seed)
 
 
 def _train(data, out, *extra):

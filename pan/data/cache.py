@@ -13,7 +13,9 @@ import json
 import os
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from pan.data.dataset import PanDataset
 
@@ -26,6 +28,7 @@ __all__ = [
     "load",
     "store",
     "atomic_save",
+    "atomic_write",
 ]
 
 
@@ -93,16 +96,23 @@ def store(path: Path, dataset: PanDataset, params: dict) -> None:
 
 
 def atomic_save(path: str | os.PathLike, dataset: PanDataset) -> None:
-    """``dataset.save(path)`` via a temp file in the same directory, fsync and ``os.replace``."""
+    """``dataset.save(path)`` via `atomic_write`."""
+    atomic_write(path, dataset.save)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
+    """``write(handle)`` into a temp file in ``path``'s directory, fsync, then ``os.replace`` onto ``path``: readers
+    see the old file or the whole new one, never a part. The file gets the mode ``open()`` would give (0666 less
+    the umask; ``mkstemp`` makes 0600); on any error, Ctrl-C included, the temp file is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            dataset.save(handle)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        umask = os.umask(0)  # mkstemp makes 0600: give the file the mode open() would (0666 less the umask)
+        umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)

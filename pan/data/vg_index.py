@@ -25,7 +25,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import warnings
 from array import array
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pan.data.cache import DEFAULT_CACHE_DIR, resolve_cache_dir
+from pan.data.cache import DEFAULT_CACHE_DIR, atomic_write, resolve_cache_dir
 
 INDEX_VERSION = 1
 SOURCES = ("image_data.json", "objects.json", "attributes.json")
@@ -377,23 +376,10 @@ def _decode(arr: np.ndarray):
 
 def save_index(path: Path, index: VGIndex, meta: dict) -> None:
     """Write `index` with its `meta` to `path` atomically (numbers and UTF-8 bytes only, no pickles)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {name: getattr(index, name) for name in _ARRAYS}
     arrays.update(meta=_encode(meta), class_names=_encode(index.class_names),
                   attribute_names=_encode(index.attribute_names))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, lambda handle: np.savez(handle, **arrays))
 
 
 def read_index(path: Path, meta: dict) -> VGIndex | None:
