@@ -60,7 +60,7 @@ def plot(runs: list[Path], labels: list[str], out: Path, acc_lines=(), tpr_lines
         ax.set_xlabel("training images seen")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="best")
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)
