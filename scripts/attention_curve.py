@@ -68,7 +68,7 @@ def evaluate_epoch(run: Path, num_examples: int, val_cache: dict, cache_dir: str
     if key not in val_cache:
         val_cache[key] = make_dataset(config.dataset, "val", config.num_val, seed=config.data_seed,
                                       mnist_dir=config.mnist_dir, cache_dir=cache_dir or DEFAULT_CACHE_DIR)
-    model = build_model(config.model, backend="torch")
+    model = build_model(config.model, backend="torch", **config.model_kwargs())
     model.load_state_dict(ckpt["model"])
     t0 = time.perf_counter()
     with torch.no_grad():

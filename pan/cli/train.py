@@ -77,6 +77,9 @@ def register(subparsers, name: str = "train", help: str | None = None) -> argpar
                    help="dataset (default mref); vg trains the VGG-16 PAN on a local Visual Genome (--data-dir)")
     g.add_argument("--num-train", type=positive_int, default=None, help="training examples (paper 30000)")
     g.add_argument("--num-val", type=positive_int, default=None, help="validation examples (paper 10000, cpu 1000)")
+    g.add_argument("--head-dropout", type=non_negative_float, default=None, metavar="P",
+                   help="batch-norm + dropout P before the classifier of an attention CNN, as in the authors' "
+                        "training script (0.5 there); default 0: the paper's text, neither")
     g.add_argument("--data-seed", type=non_negative_int, default=None,
                    help="seed of the generated data (default 0; with --train-file: the file's)")
     g.add_argument("--train-file", default=None,
@@ -142,7 +145,7 @@ def register(subparsers, name: str = "train", help: str | None = None) -> argpar
 _FLAGS = {"max_epochs": "--epochs", "clip_norm": "--clip-norm", **{f: "--" + f.replace("_", "-") for f in (
     "num_train", "num_val", "lr", "batch_size", "patience", "decay_start", "decay_every", "decay_factor",
     "gate_sparsity", "gate_sparsity_start", "gate_sparsity_kind", "optimizer", "eval_batch_size", "seed",
-    "data_seed", "model")}}
+    "data_seed", "model", "head_dropout")}}
 
 
 def _fail(message: str) -> int:
@@ -171,7 +174,8 @@ def _run(args: argparse.Namespace) -> int:
                  "decay_start": args.decay_start, "decay_every": args.decay_every,
                  "decay_factor": args.decay_factor, "amp": args.amp, "channels_last": args.channels_last,
                  "gate_sparsity": args.gate_sparsity, "gate_sparsity_start": args.gate_sparsity_start,
-                 "gate_sparsity_kind": args.gate_sparsity_kind, "checkpoint_every": args.checkpoint_every}
+                 "gate_sparsity_kind": args.gate_sparsity_kind, "checkpoint_every": args.checkpoint_every,
+                 "head_dropout": args.head_dropout}
         settings.update({k: v for k, v in given.items() if v is not None})
         if args.clip_norm is not None:
             settings["clip_norm"] = args.clip_norm if args.clip_norm > 0 else None

@@ -38,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"pan train: error: {message}", file=sys.stderr)
         return 2
 
+    if args.head_dropout is not None:
+        return fail(f"--head-dropout applies to the MREF / MDIST / MBG attention CNNs, not to --dataset {args.dataset}")
     if args.data_dir is None:
         return fail(f"--dataset {args.dataset} needs --data-dir DIR (a local copy; nothing is downloaded)")
     lr = args.lr if args.lr is not None else 1e-4

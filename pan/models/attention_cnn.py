@@ -2,6 +2,9 @@
 
 PAN: sigmoid attention (with local context k = 2*context+1) after pools 1-3, each followed by batch-norm, and a
 softmax attention (no context) after pool 4 feeding a soft (pooled fc) or hard (marginalised per-location fc) head.
+``head_dropout`` p > 0 puts batch-norm then dropout p on the pool-4 features the classifier reads (not on the ones the
+last attention scores): the regularised head of the authors' training script (batch-norm + dropout 0.5 before its
+dense layer; docs/training-notes.md §12). The paper's text has neither (p = 0, the default).
 SAN / HAN: the same CNN with only the last-layer soft / hard attention.
 All weights start Glorot-uniform, biases at 0, as in the authors' code (pan.models.init).
 """
@@ -22,8 +25,11 @@ class AttentionCNN(nn.Module):
     """images [B, 3, 100, 100] in [0, 1], query [B] int64 -> ModelOutput(log_probs [B, A], attention maps)."""
 
     def __init__(self, gated_stages: tuple[int, ...], context: int, head: str, *, backend: str = "auto",
-                 num_queries: int = 10, num_classes: int = 5, hidden: int = 32):
+                 num_queries: int = 10, num_classes: int = 5, hidden: int = 32, head_dropout: float = 0.0):
         super().__init__()
+        if not (isinstance(head_dropout, (int, float)) and not isinstance(head_dropout, bool)
+                and 0 <= head_dropout < 1):
+            raise ValueError(f"head_dropout must be a number in [0, 1), got {head_dropout!r}")
         if head not in HEADS:
             raise ValueError(f"head must be one of {tuple(HEADS)}, got {head!r}")
         if any(not 0 <= s < NUM_STAGES - 1 for s in gated_stages):
@@ -36,6 +42,8 @@ class AttentionCNN(nn.Module):
         self.norms = nn.ModuleList([nn.BatchNorm2d(CHANNELS) for _ in gated_stages])
         self.scores = ProgressiveAttention(CHANNELS, hidden, num_queries, context=0, gate="none", backend=backend)
         self.head = HEADS[head](CHANNELS, num_classes, backend=backend)
+        self.head_dropout = float(head_dropout)
+        self.head_norm = nn.Sequential(nn.BatchNorm2d(CHANNELS), nn.Dropout(head_dropout)) if head_dropout else None
         self.attention_geometry = [STAGE_GEOMETRY[s] for s in gated_stages] + [STAGE_GEOMETRY[NUM_STAGES - 1]]
         glorot_init_(self)
 
@@ -57,6 +65,6 @@ class AttentionCNN(nn.Module):
                 f = self.norms[j](f)
                 maps.append(alpha)
         _, s = self.scores(f, query)
-        log_probs, alpha = self.head(f, s)
+        log_probs, alpha = self.head(f if self.head_norm is None else self.head_norm(f), s)
         maps.append(alpha)
         return ModelOutput(log_probs, tuple(maps), tuple(gate_inputs))

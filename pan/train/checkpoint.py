@@ -91,7 +91,7 @@ def load_model(path: str | os.PathLike, *, backend: str = "auto",
     ckpt = load_checkpoint(path)
     try:
         config = TrainConfig.from_dict(ckpt["config"])
-        model = build_model(config.model, backend=backend)
+        model = build_model(config.model, backend=backend, **config.model_kwargs())
         model.load_state_dict(ckpt["model"])
     except (TypeError, ValueError, RuntimeError) as err:
         reason = str(err).strip().splitlines()[0]

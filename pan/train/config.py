@@ -15,7 +15,7 @@ __all__ = ["check_checkpoint_every", "TrainConfig", "RESUME_FIELDS", "COMPILE_MO
 RESUME_FIELDS = ("model", "dataset", "num_train", "num_val", "seed", "data_seed", "optimizer", "lr", "batch_size",
                  "clip_norm",
                  "decay_start", "decay_every", "decay_factor", "rmsprop_alpha", "rmsprop_eps", "train_file",
-                 "val_file", "gate_sparsity", "gate_sparsity_start", "gate_sparsity_kind")
+                 "val_file", "gate_sparsity", "gate_sparsity_start", "gate_sparsity_kind", "head_dropout")
 OPTIMIZERS = ("rmsprop", "adam")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 _DATASETS = ("mref", "mdist", "mbg")
@@ -33,7 +33,8 @@ class TrainConfig:
 
     ``recipe`` names the preset of ``pan.train.recipes`` the run started from (a record; the fields hold the values).
 
-    Model / data: ``model`` (a name of ``pan.models.MODEL_NAMES``), ``dataset`` (mref | mdist | mbg), ``num_train`` /
+    Model / data: ``model`` (a name of ``pan.models.MODEL_NAMES``; ``head_dropout`` > 0 adds batch-norm + dropout
+    before an attention CNN's classifier, as the authors' script, 0.5 there; the paper's text: 0), ``dataset`` (mref | mdist | mbg), ``num_train`` /
     ``num_val`` examples of the train / val splits, generated with ``data_seed`` (``mnist_dir``, ``cache_dir``,
     ``no_cache`` are passed to ``pan.data.make_dataset``), or read from ``train_file`` / ``val_file`` (``.npz`` files
     written by ``pan data generate`` / ``PanDataset.save``).
@@ -86,6 +87,7 @@ class TrainConfig:
     gate_sparsity: float | list[float] = 0.0
     gate_sparsity_start: int = 0
     gate_sparsity_kind: str = "l1"
+    head_dropout: float = 0.0
     compile: bool = False
     compile_mode: str = "default"
     amp: bool | str = False
@@ -133,6 +135,7 @@ class TrainConfig:
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
         check_checkpoint_every(self.checkpoint_every)
+        self._check_head_dropout()
         self._check_gate_sparsity()
         if not (0 < self.decay_factor <= 1):
             raise ValueError(f"decay_factor must be in (0, 1], got {self.decay_factor!r}")
@@ -154,6 +157,21 @@ class TrainConfig:
             raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
         if (self.train_file is None) != (self.val_file is None):
             raise ValueError("train_file and val_file go together (give both or neither)")
+
+    def _check_head_dropout(self) -> None:
+        from pan.models import HEAD_DROPOUT_MODELS
+
+        p = self.head_dropout
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+            raise ValueError(f"head_dropout must be a number in [0, 1), got {p!r}")
+        self.head_dropout = float(p)
+        if p and self.model not in HEAD_DROPOUT_MODELS:
+            raise ValueError(f"head_dropout applies to {', '.join(HEAD_DROPOUT_MODELS)}, not to model {self.model!r}")
+
+    def model_kwargs(self) -> dict:
+        """The ``pan.models.build_model`` options this config sets besides the name (none at their defaults, so
+        an older checkpoint's config builds the same model)."""
+        return {"head_dropout": self.head_dropout} if self.head_dropout else {}
 
     def _check_gate_sparsity(self) -> None:
         def weight_ok(w: object) -> bool:

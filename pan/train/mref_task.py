@@ -51,7 +51,7 @@ class MrefTask(Task):
     def build_model(self) -> nn.Module:
         from pan.models import build_model
 
-        model = build_model(self.config.model, backend=self.config.backend)
+        model = build_model(self.config.model, backend=self.config.backend, **self.config.model_kwargs())
         # PAN's sigmoid gates lead model(...).attention; SAN, HAN, the STNs and Uniform have none (the term is 0)
         self.num_gates = len(getattr(model, "gates", ()))
         per_gate_weights(self.config.gate_sparsity, self.num_gates)  # a per-gate list must match the model's gates
