@@ -2,9 +2,11 @@
 
 Reads OUT/metrics.jsonl (validation accuracy on the run's whole validation split, every epoch) and, where present,
 OUT/attention_curve.jsonl (accuracy and TPR on the first examples of the validation split, written by
-scripts/attention_curve.py). Optional horizontal lines mark reference values (e.g. the paper's).
+scripts/attention_curve.py). ``--train`` adds each run's running training accuracy (the mean over the epoch's
+steps, in training mode), dashed in the run's colour: the gap to the solid validation curve is the overfitting.
+Optional horizontal lines mark reference values (e.g. the paper's).
 
-    python scripts/plot_learning_curves.py RUN [RUN ...] --out curves.png [--label NAME ...] \
+    python scripts/plot_learning_curves.py RUN [RUN ...] --out curves.png [--label NAME ...] [--train] \
         [--acc-line 98.53:paper --tpr-line 62.36:paper]
 """
 
@@ -23,13 +25,14 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def run_curves(run: Path) -> dict:
-    """{"acc": [(images, %)], "tpr": [(images, %)], "tpr_acc": [(images, %)]} of one run folder."""
+    """{"acc": [(images, val %)], "train": [(images, running train %)], "tpr": [(images, %)]} of one run folder."""
     config = json.loads((run / "config.json").read_text())
     per_epoch = (config["num_train"] // config["batch_size"]) * config["batch_size"]
     metrics = read_jsonl(run / "metrics.jsonl")
     curve = read_jsonl(run / "attention_curve.jsonl")
     return {
         "acc": [(m["epoch"] * per_epoch, 100 * m["val_acc"]) for m in metrics],
+        "train": [(m["epoch"] * per_epoch, 100 * m["train_acc"]) for m in metrics],
         "tpr": sorted((c["images_seen"], 100 * c["tpr"]) for c in curve),
     }
 
@@ -39,7 +42,7 @@ def _reference(text: str) -> tuple[float, str]:
     return float(value), label or value
 
 
-def plot(runs: list[Path], labels: list[str], out: Path, acc_lines=(), tpr_lines=()) -> None:
+def plot(runs: list[Path], labels: list[str], out: Path, acc_lines=(), tpr_lines=(), train: bool = False) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -49,10 +52,13 @@ def plot(runs: list[Path], labels: list[str], out: Path, acc_lines=(), tpr_lines
     for run, label in zip(runs, labels):
         c = run_curves(run)
         if c["acc"]:
-            ax_acc.plot(*zip(*c["acc"]), marker=".", label=label)
+            (line,) = ax_acc.plot(*zip(*c["acc"]), marker=".", label=label)
+            if train:
+                ax_acc.plot(*zip(*c["train"]), linestyle="--", linewidth=1, color=line.get_color(),
+                            label=f"{label} (train, running)")
         if c["tpr"]:
             ax_tpr.plot(*zip(*c["tpr"]), marker=".", label=label)
-    for ax, lines, name in ((ax_acc, acc_lines, "validation accuracy (%)"), (ax_tpr, tpr_lines, "TPR (%)")):
+    for ax, lines, name in ((ax_acc, acc_lines, "accuracy (%): validation" + (", train dashed" if train else "")), (ax_tpr, tpr_lines, "TPR (%)")):
         for value, text in lines:
             ax.axhline(value, color="grey", linestyle="--", linewidth=1)
             ax.annotate(text, (0, value), xycoords=("axes fraction", "data"), xytext=(4, 3),
@@ -73,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--label", action="append", default=None, help="one per run (default: the folder name)")
     p.add_argument("--acc-line", action="append", default=[], type=_reference, help="VALUE[:LABEL] on the acc plot")
     p.add_argument("--tpr-line", action="append", default=[], type=_reference, help="VALUE[:LABEL] on the TPR plot")
+    p.add_argument("--train", action="store_true", help="also draw each run's running training accuracy, dashed")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     a = p.parse_args(argv)
     labels = a.label or [r.name for r in a.runs]
@@ -85,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--out must name a .png file, got {a.out}")
     if a.out.exists() and not a.overwrite:
         p.error(f"--out {a.out} exists (add --overwrite to replace it)")
-    plot(a.runs, labels, a.out, a.acc_line, a.tpr_line)
+    plot(a.runs, labels, a.out, a.acc_line, a.tpr_line, train=a.train)
     print(f"wrote {a.out}")
     return 0
 

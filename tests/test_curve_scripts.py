@@ -63,6 +63,12 @@ def test_plot_learning_curves_writes_a_png_and_never_overwrites(tiny_run, tmp_pa
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"wrote {out}" in capsys.readouterr().out
     curves = plot.run_curves(run)
     assert curves["acc"][0][0] == 40 and len(curves["tpr"]) == 1
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert curves["acc"] == [(40, 100 * metrics[0]["val_acc"])]
+    assert curves["train"] == [(40, 100 * metrics[0]["train_acc"])]
+    with_train = tmp_path / "with_train.png"
+    assert plot.main([str(run), "--out", str(with_train), "--train"]) == 0
+    assert with_train.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(SystemExit) as err:
         plot.main([str(run), "--out", str(out)])
     assert err.value.code == 2 and "--overwrite" in capsys.readouterr().err
