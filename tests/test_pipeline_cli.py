@@ -27,6 +27,7 @@ def test_eval_figure_table(tiny_run, monkeypatch, capsys):
                  "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["model"] == "pan-h-ctx" and result["dataset"] == "mref" and result["num_examples"] == 30
+    assert result["checkpoint_epoch"] == summary["best_epoch"] == 1  # which epoch's weights were evaluated
     assert 0.0 <= result["accuracy"] <= 1.0 and 0.0 < result["tpr"] < 1.0
     assert sum(b["count"] for b in result["accuracy_by_scale"].values()) == 30
     png = root / "fig.png"

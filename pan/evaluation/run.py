@@ -25,6 +25,15 @@ def load_for_eval(checkpoint: str | None, model_name: str | None, *, backend: st
     return build_model("uniform").to(device), "uniform", None, 0, None
 
 
+def _epochs_trained(checkpoint: str | None) -> int | None:
+    """The epochs a pan.train checkpoint had finished when it was written (None for the uniform baseline)."""
+    if checkpoint is None:
+        return None
+    from pan.train.checkpoint import load_checkpoint
+
+    return load_checkpoint(checkpoint).get("state", {}).get("epoch")
+
+
 def evaluate_run(*, checkpoint: str | None = None, model_name: str | None = None, dataset: str | None = None,
                  split: str = "test", num_examples: int = 10_000, seed: int | None = None, backend: str = "auto",
                  device: str = "auto", batch_size: int = 200, cache_dir=None, out: str | None = None) -> dict:
@@ -39,8 +48,9 @@ def evaluate_run(*, checkpoint: str | None = None, model_name: str | None = None
         raise ValueError("--dataset is required without a checkpoint")
     data = make_dataset(dataset, split, num_examples, seed=data_seed if seed is None else seed, mnist_dir=mnist_dir,
                         cache_dir=DEFAULT_CACHE_DIR if cache_dir is None else cache_dir)
-    result = {"model": name, "dataset": dataset, "split": split, "checkpoint": checkpoint, "backend": backend,
-              "device": str(dev), **evaluate(model, data, device=dev, batch_size=batch_size)}
+    result = {"model": name, "dataset": dataset, "split": split, "checkpoint": checkpoint,
+              "checkpoint_epoch": _epochs_trained(checkpoint), "backend": backend, "device": str(dev),
+              **evaluate(model, data, device=dev, batch_size=batch_size)}
     if out is None:
         base = Path(checkpoint).parent if checkpoint else Path("runs") / "uniform"
         out = str(base / f"eval_{dataset}_{split}.json")
