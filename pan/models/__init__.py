@@ -18,7 +18,8 @@ from pan.models.outputs import ModelOutput
 from pan.models.stn import STN
 from pan.models.uniform import Uniform
 
-__all__ = ["MODEL_NAMES", "HEAD_DROPOUT_MODELS", "PAPER_NAMES", "build_model", "ModelOutput", "Geometry", "IMAGE_GEOMETRY", "IMAGE_SIZE",
+__all__ = ["MODEL_NAMES", "HEAD_DROPOUT_MODELS", "PAPER_NAMES", "build_model", "ModelOutput", "Geometry",
+           "IMAGE_GEOMETRY", "IMAGE_SIZE",
            "STAGE_GEOMETRY"]
 
 _BUILDERS = {
@@ -46,7 +47,7 @@ HEAD_DROPOUT_MODELS = ("san", "han", "pan-s", "pan-h", "pan-s-ctx", "pan-h-ctx")
 def build_model(name: str, *, backend: str = "auto", num_queries: int = 10, num_classes: int = 5,
                 head_dropout: float = 0.0) -> nn.Module:
     """A fresh model by CLI name (one of MODEL_NAMES); `backend` selects the pan_kernels backend of its attention;
-    `head_dropout` > 0 adds batch-norm + dropout before the classifier of an attention CNN (pan.models.attention_cnn)."""
+    `head_dropout` > 0 adds batch-norm + dropout before an attention CNN's classifier (pan.models.attention_cnn)."""
     if name not in _BUILDERS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
     if head_dropout:

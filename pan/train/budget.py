@@ -36,7 +36,8 @@ def measure_images_per_s(config: TrainConfig, device: torch.device | str, *, war
     layout = torch.channels_last if config.channels_last else torch.contiguous_format
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(0)
-        model = build_model(config.model, backend=config.backend, **config.model_kwargs()).to(device).to(memory_format=layout)
+        model = build_model(config.model, backend=config.backend, **config.model_kwargs())
+        model = model.to(device).to(memory_format=layout)
         params = [p for p in model.parameters() if p.requires_grad]
         if not params:
             return math.inf

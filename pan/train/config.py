@@ -34,7 +34,8 @@ class TrainConfig:
     ``recipe`` names the preset of ``pan.train.recipes`` the run started from (a record; the fields hold the values).
 
     Model / data: ``model`` (a name of ``pan.models.MODEL_NAMES``; ``head_dropout`` > 0 adds batch-norm + dropout
-    before an attention CNN's classifier, as the authors' script, 0.5 there; the paper's text: 0), ``dataset`` (mref | mdist | mbg), ``num_train`` /
+    before an attention CNN's classifier, as the authors' script, 0.5 there; the paper's text: 0), ``dataset``
+    (mref | mdist | mbg), ``num_train`` /
     ``num_val`` examples of the train / val splits, generated with ``data_seed`` (``mnist_dir``, ``cache_dir``,
     ``no_cache`` are passed to ``pan.data.make_dataset``), or read from ``train_file`` / ``val_file`` (``.npz`` files
     written by ``pan data generate`` / ``PanDataset.save``).
