@@ -7,6 +7,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pan.data import make_dataset
@@ -72,3 +73,31 @@ def test_plot_learning_curves_writes_a_png_and_never_overwrites(tiny_run, tmp_pa
     with pytest.raises(SystemExit) as err:
         plot.main([str(run), "--out", str(out)])
     assert err.value.code == 2 and "--overwrite" in capsys.readouterr().err
+
+
+def test_error_analysis_tells_a_wrong_digit_from_a_misread_colour(tmp_path):
+    """Scripted predictions on real MREF examples: answering a sibling digit's colour counts as wrong_digit and its
+    (query -> sibling) pair as a confusion; answering a colour absent from the image does not."""
+    errors = _script("error_analysis")
+    data = make_dataset("mref", "val", 80, seed=3, cache_dir=tmp_path)
+    counts = np.bincount(data.image_index)
+
+    def usable(img: int) -> bool:  # a digit with a colour of its own, and a colour no digit of the image has
+        colours = data.answer[data.image_index == img].tolist()
+        return counts[img] >= 3 and len(set(colours)) < 5 and any(colours.count(c) == 1 for c in colours)
+
+    img = next(m for m in np.unique(data.image_index) if usable(m))
+    members = np.flatnonzero(data.image_index == img)
+    colours = data.answer[members].tolist()
+    j = members[next(n for n, c in enumerate(colours) if colours.count(c) == 1)]  # its colour is unique
+    i, k = [m for m in members if m != j][:2]
+    pred = data.answer.copy()
+    pred[i] = data.answer[j]  # took digit j for the queried one
+    pred[k] = next(c for c in range(5) if c not in colours)  # a colour nobody has: a misread colour
+    r = errors.analyse(data, pred)
+    assert r["errors"] == 2 and r["accuracy"] == pytest.approx(78 / 80)
+    assert r["wrong_digit"] == pytest.approx(0.5)
+    assert r["confusions"] == {f"{data.query[i]}->{data.query[j]}": 1}
+    n = int(counts[img])
+    assert r["error_rate_by_digits_in_image"][n] == pytest.approx(2 / (counts[counts == n].sum()))
+    assert all(rate == 0 for m, rate in r["error_rate_by_digits_in_image"].items() if m != n)

@@ -1,0 +1,91 @@
+"""What a trained MREF model gets wrong: the colour of another digit (it found the wrong digit) or a colour no digit
+of the image has (it misread the colour), how the error rate grows with the digits in an image, and which digit it
+took for the queried one.
+
+    python scripts/error_analysis.py runs/NAME/best.pt [--split val] [--num-examples 10000] [--out errors.json]
+
+For each wrong answer: ``wrong_digit`` if the predicted colour is that of some other digit of the same image
+(``chance`` is how often that would happen if the wrong colour were drawn at random from the four others: near 1 it
+would say little), ``confusions`` counts (queried digit, digit whose colour was answered) where exactly one other
+digit has the predicted colour. Examples of an image that the split's end cuts off have fewer siblings; they count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def predictions(model, data, batch: int = 200) -> np.ndarray:
+    """Answer index per example, ``[N]`` int64 (model in eval mode, fp32)."""
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(data), batch):
+            idx = np.arange(start, min(start + batch, len(data)))
+            images = torch.from_numpy(data.images[data.image_index[idx]]).permute(0, 3, 1, 2).float() / 255
+            out.append(model(images, torch.from_numpy(data.query[idx])).log_probs.argmax(1).numpy())
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+def analyse(data, pred: np.ndarray) -> dict:
+    """The error breakdown of ``pred`` (answer indices) on ``data`` (a pan.data.PanDataset)."""
+    siblings: dict[int, list[int]] = {}
+    for i, img in enumerate(data.image_index.tolist()):
+        siblings.setdefault(img, []).append(i)
+    wrong = np.flatnonzero(pred != data.answer)
+    wrong_digit, chance, confusions = 0, 0.0, Counter()
+    for i in wrong.tolist():
+        others = [j for j in siblings[int(data.image_index[i])] if j != i]
+        colours = {int(data.answer[j]) for j in others}
+        wrong_digit += int(pred[i]) in colours
+        chance += np.mean([c in colours for c in range(5) if c != data.answer[i]])
+        taken = [int(data.query[j]) for j in others if data.answer[j] == pred[i]]
+        if len(taken) == 1:
+            confusions[f"{int(data.query[i])}->{taken[0]}"] += 1
+    counts = np.array([len(siblings[int(img)]) for img in data.image_index])
+    return {
+        "num_examples": len(data), "accuracy": float(1 - len(wrong) / max(len(data), 1)), "errors": len(wrong),
+        "wrong_digit": wrong_digit / max(len(wrong), 1), "chance": float(chance / max(len(wrong), 1)),
+        "error_rate_by_digits_in_image": {int(k): float((pred != data.answer)[counts == k].mean())
+                                          for k in np.unique(counts)},
+        "confusions": dict(confusions.most_common(10)),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--split", default="val", choices=("train", "val", "test"))
+    p.add_argument("--num-examples", type=int, default=10_000)
+    p.add_argument("--cache-dir", default=None, help="dataset cache (default $PAN_CACHE_DIR or ~/.cache/pan/data)")
+    p.add_argument("--out", type=Path, default=None, help="also write the result JSON here (not over a file)")
+    a = p.parse_args(argv)
+    if a.num_examples < 1:
+        p.error(f"--num-examples must be >= 1, got {a.num_examples}")
+    if a.out is not None and a.out.exists():
+        p.error(f"--out {a.out} exists")
+    from pan.data import DEFAULT_CACHE_DIR, make_dataset
+    from pan.train.checkpoint import CheckpointError, load_model
+
+    try:
+        model, config = load_model(a.checkpoint, backend="torch")
+    except CheckpointError as err:
+        p.error(f"checkpoint: {err}")
+    data = make_dataset(config.dataset, a.split, a.num_examples, seed=config.data_seed, mnist_dir=config.mnist_dir,
+                        cache_dir=a.cache_dir or DEFAULT_CACHE_DIR)
+    result = {"checkpoint": str(a.checkpoint), "split": a.split, **analyse(data, predictions(model, data))}
+    text = json.dumps(result, indent=1)
+    print(text)
+    if a.out is not None:
+        a.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
