@@ -55,24 +55,20 @@ def evaluate_epoch(run: Path, num_examples: int, val_cache: dict, cache_dir: str
     """Evaluate OUT/last.pt if it closes an epoch not in the curve yet; the curve line, or None."""
     from pan.data import DEFAULT_CACHE_DIR, make_dataset
     from pan.evaluation.metrics import evaluate
-    from pan.models import build_model
-    from pan.train.checkpoint import load_checkpoint
-    from pan.train.config import TrainConfig
+    from pan.train.checkpoint import load_checkpoint, model_from_checkpoint
 
     ckpt = load_checkpoint(run / "last.pt")
     epoch = _boundary_epoch(ckpt)
     if epoch is None or epoch in _epochs_done(run):
         return None
-    config = TrainConfig.from_dict(ckpt["config"])
+    model, config = model_from_checkpoint(ckpt, run / "last.pt", backend="torch")
     key = (config.dataset, config.num_val, config.data_seed)
     if key not in val_cache:
         val_cache[key] = make_dataset(config.dataset, "val", config.num_val, seed=config.data_seed,
                                       mnist_dir=config.mnist_dir, cache_dir=cache_dir or DEFAULT_CACHE_DIR)
-    model = build_model(config.model, backend="torch", **config.model_kwargs())
-    model.load_state_dict(ckpt["model"])
     t0 = time.perf_counter()
     with torch.no_grad():
-        result = evaluate(model.eval(), val_cache[key], limit=num_examples)
+        result = evaluate(model, val_cache[key], limit=num_examples)
     line = {"epoch": epoch, "images_seen": epoch * (config.num_train // config.batch_size) * config.batch_size,
             "val_acc": result["accuracy"], "tpr": result["tpr"], "accuracy_by_scale": result["accuracy_by_scale"],
             "num_examples": result["num_examples"], "seconds": round(time.perf_counter() - t0, 1)}

@@ -24,11 +24,13 @@ import torch
 
 def predictions(model, data, batch: int = 200) -> np.ndarray:
     """Answer index per example, ``[N]`` int64 (model in eval mode, fp32)."""
+    from pan.evaluation.metrics import batch_images
+
     out = []
     with torch.no_grad():
         for start in range(0, len(data), batch):
             idx = np.arange(start, min(start + batch, len(data)))
-            images = torch.from_numpy(data.images[data.image_index[idx]]).permute(0, 3, 1, 2).float() / 255
+            images, _ = batch_images(data, idx, "cpu")
             out.append(model(images, torch.from_numpy(data.query[idx])).log_probs.argmax(1).numpy())
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 

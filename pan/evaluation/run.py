@@ -12,26 +12,20 @@ from pan.train.distributed import resolve_device
 
 
 def load_for_eval(checkpoint: str | None, model_name: str | None, *, backend: str, device: torch.device):
-    """(model, model name, default dataset, data seed, mnist_dir) from a checkpoint, or a fresh uniform model."""
+    """(model, model name, default dataset, data seed, mnist_dir, epochs trained) from a checkpoint, or a fresh
+    uniform model (epochs None)."""
     if checkpoint is not None:
-        from pan.train import load_model
+        from pan.train.checkpoint import load_checkpoint, model_from_checkpoint
 
-        model, config = load_model(checkpoint, backend=backend, device=device)
-        return model, config.model, config.dataset, config.data_seed, config.mnist_dir
+        ckpt = load_checkpoint(checkpoint)
+        model, config = model_from_checkpoint(ckpt, checkpoint, backend=backend, device=device)
+        epochs = ckpt.get("state", {}).get("epoch")
+        return model, config.model, config.dataset, config.data_seed, config.mnist_dir, epochs
     from pan.models import build_model
 
     if model_name != "uniform":
         raise ValueError("a trained model needs --checkpoint; only --model uniform evaluates without one")
-    return build_model("uniform").to(device), "uniform", None, 0, None
-
-
-def _epochs_trained(checkpoint: str | None) -> int | None:
-    """The epochs a pan.train checkpoint had finished when it was written (None for the uniform baseline)."""
-    if checkpoint is None:
-        return None
-    from pan.train.checkpoint import load_checkpoint
-
-    return load_checkpoint(checkpoint).get("state", {}).get("epoch")
+    return build_model("uniform").to(device), "uniform", None, 0, None, None
 
 
 def evaluate_run(*, checkpoint: str | None = None, model_name: str | None = None, dataset: str | None = None,
@@ -41,15 +35,15 @@ def evaluate_run(*, checkpoint: str | None = None, model_name: str | None = None
     from pan.data import DEFAULT_CACHE_DIR, make_dataset
 
     dev = resolve_device(device)
-    model, name, ckpt_dataset, data_seed, mnist_dir = load_for_eval(checkpoint, model_name, backend=backend,
-                                                                     device=dev)
+    model, name, ckpt_dataset, data_seed, mnist_dir, epochs = load_for_eval(checkpoint, model_name, backend=backend,
+                                                                             device=dev)
     dataset = dataset or ckpt_dataset
     if dataset is None:
         raise ValueError("--dataset is required without a checkpoint")
     data = make_dataset(dataset, split, num_examples, seed=data_seed if seed is None else seed, mnist_dir=mnist_dir,
                         cache_dir=DEFAULT_CACHE_DIR if cache_dir is None else cache_dir)
     result = {"model": name, "dataset": dataset, "split": split, "checkpoint": checkpoint,
-              "checkpoint_epoch": _epochs_trained(checkpoint), "backend": backend, "device": str(dev),
+              "checkpoint_epoch": epochs, "backend": backend, "device": str(dev),
               **evaluate(model, data, device=dev, batch_size=batch_size)}
     if out is None:
         base = Path(checkpoint).parent if checkpoint else Path("runs") / "uniform"

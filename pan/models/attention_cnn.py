@@ -21,15 +21,20 @@ from pan_kernels import HardAttentionHead, ProgressiveAttention, SoftAttentionHe
 HEADS = {"soft": SoftAttentionHead, "hard": HardAttentionHead}
 
 
+def check_dropout_probability(p: object) -> float:
+    """``p`` as a float; ``ValueError`` unless it is a number in [0, 1) (1 would drop every feature)."""
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+        raise ValueError(f"head_dropout must be a number in [0, 1), got {p!r}")
+    return float(p)
+
+
 class AttentionCNN(nn.Module):
     """images [B, 3, 100, 100] in [0, 1], query [B] int64 -> ModelOutput(log_probs [B, A], attention maps)."""
 
     def __init__(self, gated_stages: tuple[int, ...], context: int, head: str, *, backend: str = "auto",
                  num_queries: int = 10, num_classes: int = 5, hidden: int = 32, head_dropout: float = 0.0):
         super().__init__()
-        if not (isinstance(head_dropout, (int, float)) and not isinstance(head_dropout, bool)
-                and 0 <= head_dropout < 1):
-            raise ValueError(f"head_dropout must be a number in [0, 1), got {head_dropout!r}")
+        head_dropout = check_dropout_probability(head_dropout)
         if head not in HEADS:
             raise ValueError(f"head must be one of {tuple(HEADS)}, got {head!r}")
         if any(not 0 <= s < NUM_STAGES - 1 for s in gated_stages):
@@ -42,7 +47,6 @@ class AttentionCNN(nn.Module):
         self.norms = nn.ModuleList([nn.BatchNorm2d(CHANNELS) for _ in gated_stages])
         self.scores = ProgressiveAttention(CHANNELS, hidden, num_queries, context=0, gate="none", backend=backend)
         self.head = HEADS[head](CHANNELS, num_classes, backend=backend)
-        self.head_dropout = float(head_dropout)
         self.head_norm = nn.Sequential(nn.BatchNorm2d(CHANNELS), nn.Dropout(head_dropout)) if head_dropout else None
         self.attention_geometry = [STAGE_GEOMETRY[s] for s in gated_stages] + [STAGE_GEOMETRY[NUM_STAGES - 1]]
         glorot_init_(self)

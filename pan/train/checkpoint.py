@@ -20,7 +20,8 @@ from torch import nn
 
 from pan.train.config import TrainConfig
 
-__all__ = ["CHECKPOINT_FORMAT", "atomic_torch_save", "load_checkpoint", "load_model", "ResumeError", "CheckpointError"]
+__all__ = ["CHECKPOINT_FORMAT", "atomic_torch_save", "load_checkpoint", "load_model", "model_from_checkpoint",
+           "ResumeError", "CheckpointError"]
 
 CHECKPOINT_FORMAT = 1
 
@@ -86,9 +87,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 def load_model(path: str | os.PathLike, *, backend: str = "auto",
                device: str | torch.device = "cpu") -> tuple[nn.Module, TrainConfig]:
     """The trained model of a checkpoint (e.g. ``runs/NAME/best.pt``), on ``device`` in eval mode, and its config."""
+    return model_from_checkpoint(load_checkpoint(path), path, backend=backend, device=device)
+
+
+def model_from_checkpoint(ckpt: dict, path: str | os.PathLike, *, backend: str = "auto",
+                          device: str | torch.device = "cpu") -> tuple[nn.Module, TrainConfig]:
+    """``load_model`` for a checkpoint already read by ``load_checkpoint`` from ``path`` (named in errors)."""
     from pan.models import build_model
 
-    ckpt = load_checkpoint(path)
     try:
         config = TrainConfig.from_dict(ckpt["config"])
         model = build_model(config.model, backend=backend, **config.model_kwargs())

@@ -160,14 +160,9 @@ class TrainConfig:
             raise ValueError("train_file and val_file go together (give both or neither)")
 
     def _check_head_dropout(self) -> None:
-        from pan.models import HEAD_DROPOUT_MODELS
+        from pan.models import check_head_dropout
 
-        p = self.head_dropout
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
-            raise ValueError(f"head_dropout must be a number in [0, 1), got {p!r}")
-        self.head_dropout = float(p)
-        if p and self.model not in HEAD_DROPOUT_MODELS:
-            raise ValueError(f"head_dropout applies to {', '.join(HEAD_DROPOUT_MODELS)}, not to model {self.model!r}")
+        self.head_dropout = check_head_dropout(self.model, self.head_dropout)
 
     def model_kwargs(self) -> dict:
         """The ``pan.models.build_model`` options this config sets besides the name (none at their defaults, so
