@@ -80,6 +80,9 @@ def register(subparsers, name: str = "train", help: str | None = None) -> argpar
     g.add_argument("--head-dropout", type=non_negative_float, default=None, metavar="P",
                    help="batch-norm + dropout P before the classifier of an attention CNN, as in the authors' "
                         "training script (0.5 there); default 0: the paper's text, neither")
+    g.add_argument("--augment-shift", type=non_negative_int, default=None, metavar="PX",
+                   help="move each training image by a random offset of up to PX pixels per axis that keeps its "
+                        "digits on the canvas (not in the paper: default 0; mref and mdist)")
     g.add_argument("--data-seed", type=non_negative_int, default=None,
                    help="seed of the generated data (default 0; with --train-file: the file's)")
     g.add_argument("--train-file", default=None,
@@ -145,7 +148,7 @@ def register(subparsers, name: str = "train", help: str | None = None) -> argpar
 _FLAGS = {"max_epochs": "--epochs", "clip_norm": "--clip-norm", **{f: "--" + f.replace("_", "-") for f in (
     "num_train", "num_val", "lr", "batch_size", "patience", "decay_start", "decay_every", "decay_factor",
     "gate_sparsity", "gate_sparsity_start", "gate_sparsity_kind", "optimizer", "eval_batch_size", "seed",
-    "data_seed", "model", "head_dropout")}}
+    "data_seed", "model", "head_dropout", "augment_shift")}}
 
 
 def _fail(message: str) -> int:
@@ -175,7 +178,7 @@ def _run(args: argparse.Namespace) -> int:
                  "decay_factor": args.decay_factor, "amp": args.amp, "channels_last": args.channels_last,
                  "gate_sparsity": args.gate_sparsity, "gate_sparsity_start": args.gate_sparsity_start,
                  "gate_sparsity_kind": args.gate_sparsity_kind, "checkpoint_every": args.checkpoint_every,
-                 "head_dropout": args.head_dropout}
+                 "head_dropout": args.head_dropout, "augment_shift": args.augment_shift}
         settings.update({k: v for k, v in given.items() if v is not None})
         if args.clip_norm is not None:
             settings["clip_norm"] = args.clip_norm if args.clip_norm > 0 else None

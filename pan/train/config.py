@@ -15,7 +15,8 @@ __all__ = ["check_checkpoint_every", "TrainConfig", "RESUME_FIELDS", "COMPILE_MO
 RESUME_FIELDS = ("model", "dataset", "num_train", "num_val", "seed", "data_seed", "optimizer", "lr", "batch_size",
                  "clip_norm",
                  "decay_start", "decay_every", "decay_factor", "rmsprop_alpha", "rmsprop_eps", "train_file",
-                 "val_file", "gate_sparsity", "gate_sparsity_start", "gate_sparsity_kind", "head_dropout")
+                 "val_file", "gate_sparsity", "gate_sparsity_start", "gate_sparsity_kind", "head_dropout",
+                 "augment_shift")
 OPTIMIZERS = ("rmsprop", "adam")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 _DATASETS = ("mref", "mdist", "mbg")
@@ -38,7 +39,9 @@ class TrainConfig:
     (mref | mdist | mbg), ``num_train`` /
     ``num_val`` examples of the train / val splits, generated with ``data_seed`` (``mnist_dir``, ``cache_dir``,
     ``no_cache`` are passed to ``pan.data.make_dataset``), or read from ``train_file`` / ``val_file`` (``.npz`` files
-    written by ``pan data generate`` / ``PanDataset.save``).
+    written by ``pan data generate`` / ``PanDataset.save``). ``augment_shift`` > 0 moves each training image by a
+    random offset of at most that many pixels per axis that keeps all its digits on the canvas
+    (`pan.train.augment.random_shift`; not in the paper, which has no augmentation: 0, the default).
 
     Optimisation (paper): ``optimizer`` RMSprop(``lr``, ``rmsprop_alpha``, ``rmsprop_eps``), or "adam"
     (Adam(``lr``), the CPU demo's), on the NLL of the answer, batch
@@ -89,6 +92,7 @@ class TrainConfig:
     gate_sparsity_start: int = 0
     gate_sparsity_kind: str = "l1"
     head_dropout: float = 0.0
+    augment_shift: int = 0
     compile: bool = False
     compile_mode: str = "default"
     amp: bool | str = False
@@ -137,6 +141,7 @@ class TrainConfig:
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
         check_checkpoint_every(self.checkpoint_every)
         self._check_head_dropout()
+        self._check_augment_shift()
         self._check_gate_sparsity()
         if not (0 < self.decay_factor <= 1):
             raise ValueError(f"decay_factor must be in (0, 1], got {self.decay_factor!r}")
@@ -163,6 +168,14 @@ class TrainConfig:
         from pan.models import check_head_dropout
 
         self.head_dropout = check_head_dropout(self.model, self.head_dropout)
+
+    def _check_augment_shift(self) -> None:
+        value = self.augment_shift
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 99:
+            raise ValueError(f"augment_shift must be an integer number of pixels in 0..99, got {value!r}")
+        if value and self.dataset == "mbg":
+            raise ValueError("augment_shift needs a black background; mbg images are photographs edge to edge, so "
+                             "they could not move")
 
     def model_kwargs(self) -> dict:
         """The ``pan.models.build_model`` options this config sets besides the name (none at their defaults, so

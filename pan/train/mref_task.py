@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from pan.train.augment import random_shift
 from pan.train.config import TrainConfig
 from pan.train.data import ResidentData
 from pan.train.optim import build_optimizer
@@ -77,6 +78,8 @@ class MrefTask(Task):
     def train_step(self, model, optimizer, batch, epoch: int, local_batch: int):
         c = self.config
         images, query, answer = batch
+        if c.augment_shift:
+            images = random_shift(images, c.augment_shift)
         sparsity = c.gate_sparsity if epoch > c.gate_sparsity_start else 0.0
         loss, correct, grad_norm = train_step(model, optimizer, images, query, answer, clip_norm=c.clip_norm,
                                               amp=c.amp, gate_sparsity=sparsity, num_gates=self.num_gates,
