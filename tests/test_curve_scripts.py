@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from pan.data import make_dataset
 from pan.evaluation.metrics import evaluate
@@ -101,3 +102,49 @@ def test_error_analysis_tells_a_wrong_digit_from_a_misread_colour(tmp_path):
     n = int(counts[img])
     assert r["error_rate_by_digits_in_image"][n] == pytest.approx(2 / (counts[counts == n].sum()))
     assert all(rate == 0 for m, rate in r["error_rate_by_digits_in_image"].items() if m != n)
+
+
+class _Lookup(torch.nn.Module):
+    """Knows each (image, query) answer of ``data``: by the image's exact pixels (``exact``: any other image gets a
+    wrong answer) or by its total ink, which a move keeps."""
+
+    def __init__(self, data, exact: bool):
+        super().__init__()
+        from pan.evaluation.metrics import batch_images
+
+        self.exact, self.by_pixels, self.by_ink = exact, {}, {}
+        images, _ = batch_images(data, np.arange(len(data)), "cpu")
+        for x, q, a in zip(images, data.query.tolist(), data.answer.tolist()):
+            self.by_pixels[(x.numpy().tobytes(), q)] = a
+            self.by_ink[(self._ink(x), q)] = a
+
+    @staticmethod
+    def _ink(x: torch.Tensor) -> float:
+        return round(float(x.double().sum()), 3)
+
+    def forward(self, images, query):
+        from pan.models import ModelOutput
+
+        answers = []
+        for x, q in zip(images, query.tolist()):
+            answer = self.by_ink[(self._ink(x), q)]
+            if self.exact and (x.numpy().tobytes(), q) not in self.by_pixels:
+                answer = (answer + 1) % 5
+            answers.append(answer)
+        return ModelOutput(torch.nn.functional.one_hot(torch.tensor(answers), 5).float().log(), ())
+
+
+def test_shift_sensitivity_tells_a_pixel_memoriser_from_a_reader(tmp_path):
+    """A model that knows each image pixel for pixel fails every moved image; one that reads the ink (its total,
+    which a move keeps) answers moved images as unmoved ones; images whose ink cannot move s pixels are left out."""
+    shift = _script("shift_sensitivity")
+    data = make_dataset("mref", "val", 60, seed=4, cache_dir=tmp_path)
+    memoriser, reader = _Lookup(data, exact=True), _Lookup(data, exact=False)
+    for s in (1, 3):
+        mem = shift.shift_accuracy(memoriser, data, [s], 60, batch=16)[s]
+        read = shift.shift_accuracy(reader, data, [s], 60, batch=16)[s]
+        assert mem["examples"] == read["examples"] > 10
+        assert mem["unshifted"] == 1.0 and mem["shifted"] == 0.0
+        assert read["unshifted"] == 1.0 and read["shifted"] == 1.0
+    few, many = (shift.shift_accuracy(reader, data, [s], 60)[s]["examples"] for s in (8, 1))
+    assert few < many <= 60

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["random_shift", "shift_ranges"]
+__all__ = ["random_shift", "shift_ranges", "translate"]
 
 
 def _extent(ink: Tensor) -> tuple[Tensor, Tensor]:
@@ -52,7 +52,12 @@ def random_shift(images: Tensor, max_shift: int) -> Tensor:
     if max_shift == 0 or images.shape[0] == 0:
         return images
     dy_min, dy_max, dx_min, dx_max = shift_ranges(images, max_shift)
-    dy, dx = _uniform_int(dy_min, dy_max), _uniform_int(dx_min, dx_max)
+    return translate(images, _uniform_int(dy_min, dy_max), _uniform_int(dx_min, dx_max))
+
+
+def translate(images: Tensor, dy: Tensor, dx: Tensor) -> Tensor:
+    """``images [B, C, H, W]`` moved by ``dy [B]`` rows and ``dx [B]`` columns (int64; positive: down / right), zero
+    fill: ``out[b, :, i, j] = images[b, :, i - dy_b, j - dx_b]``; the memory format of ``images`` is kept."""
     height, width = images.shape[-2:]
     rows = torch.arange(height, device=images.device)[None, :] - dy[:, None]  # [B, H] source row of each row
     cols = torch.arange(width, device=images.device)[None, :] - dx[:, None]
