@@ -53,7 +53,7 @@ def _boundary_epoch(ckpt: dict) -> int | None:
 
 def evaluate_epoch(run: Path, num_examples: int, val_cache: dict, cache_dir: str | None = None) -> dict | None:
     """Evaluate OUT/last.pt if it closes an epoch not in the curve yet; the curve line, or None."""
-    from pan.data import DEFAULT_CACHE_DIR, make_dataset
+    from pan.data import DEFAULT_CACHE_DIR, PanDataset, make_dataset
     from pan.evaluation.metrics import evaluate
     from pan.train.checkpoint import load_checkpoint, model_from_checkpoint
 
@@ -62,10 +62,11 @@ def evaluate_epoch(run: Path, num_examples: int, val_cache: dict, cache_dir: str
     if epoch is None or epoch in _epochs_done(run):
         return None
     model, config = model_from_checkpoint(ckpt, run / "last.pt", backend="torch")
-    key = (config.dataset, config.num_val, config.data_seed)
-    if key not in val_cache:
-        val_cache[key] = make_dataset(config.dataset, "val", config.num_val, seed=config.data_seed,
-                                      mnist_dir=config.mnist_dir, cache_dir=cache_dir or DEFAULT_CACHE_DIR)
+    key = config.val_file or (config.dataset, config.num_val, config.data_seed, config.mnist_dir)
+    if key not in val_cache:  # the run's own validation examples: its --val-file, else the generated split
+        val_cache[key] = PanDataset.load(config.val_file) if config.val_file else make_dataset(
+            config.dataset, "val", config.num_val, seed=config.data_seed, mnist_dir=config.mnist_dir,
+            cache_dir=cache_dir or DEFAULT_CACHE_DIR)
     t0 = time.perf_counter()
     with torch.no_grad():
         result = evaluate(model, val_cache[key], limit=num_examples)

@@ -8,6 +8,9 @@ For each wrong answer: ``wrong_digit`` if the predicted colour is that of some o
 (``chance`` is how often that would happen if the wrong colour were drawn at random from the four others: near 1 it
 would say little), ``confusions`` counts (queried digit, digit whose colour was answered) where exactly one other
 digit has the predicted colour. Examples of an image that the split's end cuts off have fewer siblings; they count.
+``blind_band``: the error rate by how much of the queried digit lies in the last rows and columns of the image, which
+the reference CNN's last features never see (`pan.models.backbone.VISIBLE_EXTENT`). ``--data-file`` analyses the
+examples of a ``pan data generate`` file instead of the checkpoint's generated split.
 """
 
 from __future__ import annotations
@@ -57,7 +60,29 @@ def analyse(data, pred: np.ndarray) -> dict:
         "error_rate_by_digits_in_image": {int(k): float((pred != data.answer)[counts == k].mean())
                                           for k in np.unique(counts)},
         "confusions": dict(confusions.most_common(10)),
+        "blind_band": blind_band(data, pred),
     }
+
+
+def blind_band(data, pred: np.ndarray) -> dict:
+    """Error rates by the share of the queried digit's mask in the band below / right of ``VISIBLE_EXTENT``."""
+    from pan.models.backbone import IMAGE_SIZE, VISIBLE_EXTENT
+
+    share = np.zeros(len(data))
+    for i in range(len(data)):
+        mask = data.instances[data.image_index[i]] == data.target[i]
+        share[i] = 1 - mask[:VISIBLE_EXTENT, :VISIBLE_EXTENT].sum() / max(int(mask.sum()), 1)
+    wrong = pred != data.answer
+    bins = {"0": share == 0, "(0, 0.1)": (share > 0) & (share < 0.1), "[0.1, 0.3)": (share >= 0.1) & (share < 0.3),
+            "[0.3, 1]": share >= 0.3}
+
+    def rate(sel: np.ndarray) -> float | None:
+        return float(wrong[sel].mean()) if sel.any() else None
+
+    return {"pixels": IMAGE_SIZE - VISIBLE_EXTENT, "share_of_examples": float((share > 0).mean()),
+            "error_rate_in_band": rate(share > 0), "error_rate_outside": rate(share == 0),
+            "share_of_errors": float((share[wrong] > 0).mean()) if wrong.any() else None,
+            "by_share_of_the_digit": {k: {"examples": int(v.sum()), "error_rate": rate(v)} for k, v in bins.items()}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,22 +91,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="val", choices=("train", "val", "test"))
     p.add_argument("--num-examples", type=int, default=10_000)
     p.add_argument("--cache-dir", default=None, help="dataset cache (default $PAN_CACHE_DIR or ~/.cache/pan/data)")
+    p.add_argument("--data-file", type=Path, default=None,
+                   help="a split file from `pan data generate` to analyse (all its examples) instead of --split")
     p.add_argument("--out", type=Path, default=None, help="also write the result JSON here (not over a file)")
     a = p.parse_args(argv)
+    if a.data_file is not None and not a.data_file.is_file():
+        p.error(f"--data-file {a.data_file}: no such file")
     if a.num_examples < 1:
         p.error(f"--num-examples must be >= 1, got {a.num_examples}")
     if a.out is not None and a.out.exists():
         p.error(f"--out {a.out} exists")
-    from pan.data import DEFAULT_CACHE_DIR, make_dataset
+    from pan.data import DEFAULT_CACHE_DIR, PanDataset, make_dataset
     from pan.train.checkpoint import CheckpointError, load_model
 
     try:
         model, config = load_model(a.checkpoint, backend="torch")
     except CheckpointError as err:
         p.error(f"checkpoint: {err}")
-    data = make_dataset(config.dataset, a.split, a.num_examples, seed=config.data_seed, mnist_dir=config.mnist_dir,
-                        cache_dir=a.cache_dir or DEFAULT_CACHE_DIR)
-    result = {"checkpoint": str(a.checkpoint), "split": a.split, **analyse(data, predictions(model, data))}
+    if a.data_file is not None:
+        data = PanDataset.load(a.data_file)
+        split = str(a.data_file)
+    else:
+        data = make_dataset(config.dataset, a.split, a.num_examples, seed=config.data_seed,
+                            mnist_dir=config.mnist_dir, cache_dir=a.cache_dir or DEFAULT_CACHE_DIR)
+        split = a.split
+    result = {"checkpoint": str(a.checkpoint), "split": split, **analyse(data, predictions(model, data))}
     text = json.dumps(result, indent=1)
     print(text)
     if a.out is not None:

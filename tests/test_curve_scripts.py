@@ -49,6 +49,27 @@ def test_attention_curve_evaluates_each_epoch_once_on_the_val_split(tiny_run):
     assert lines[0]["num_examples"] == 20
 
 
+def test_attention_curve_reads_a_runs_val_file(tmp_path):
+    """A run trained on --train-file / --val-file is evaluated on that validation file, not on a generated split."""
+    from pan.train import TrainConfig, train
+
+    curve = _script("attention_curve")
+    train_data = make_dataset("mref", "train", 40, seed=0, cache_dir=tmp_path, clear_border=6)
+    val_data = make_dataset("mref", "val", 20, seed=0, cache_dir=tmp_path, clear_border=6)
+    train_data.save(tmp_path / "train.npz")
+    val_data.save(tmp_path / "val.npz")
+    config = TrainConfig(model="pan-h-ctx", train_file=str(tmp_path / "train.npz"), val_file=str(tmp_path / "val.npz"),
+                         num_train=40, num_val=20, batch_size=20, max_epochs=1, backend="torch", device="cpu",
+                         out_dir=str(tmp_path / "run"), quiet=True)
+    train(config)
+    assert curve.main([str(tmp_path / "run"), "--once", "--num-examples", "20", "--cache-dir", str(tmp_path)]) == 0
+    line = json.loads((tmp_path / "run" / "attention_curve.jsonl").read_text())
+    model, _ = load_model(tmp_path / "run" / "last.pt", backend="torch")
+    assert line["tpr"] == pytest.approx(evaluate(model, val_data)["tpr"], rel=1e-9)
+    assert line["tpr"] != pytest.approx(evaluate(model, make_dataset("mref", "val", 20, seed=0,
+                                                                      cache_dir=tmp_path))["tpr"], rel=1e-6)
+
+
 def test_attention_curve_skips_a_mid_epoch_checkpoint():
     curve = _script("attention_curve")
     assert curve._boundary_epoch({"accum": [[1.0]], "state": {"epoch": 3, "step": 5}}) is None
@@ -148,3 +169,22 @@ def test_shift_sensitivity_tells_a_pixel_memoriser_from_a_reader(tmp_path):
         assert read["unshifted"] == 1.0 and read["shifted"] == 1.0
     few, many = (shift.shift_accuracy(reader, data, [s], 60)[s]["examples"] for s in (8, 1))
     assert few < many <= 60
+
+
+def test_error_analysis_blind_band_counts_the_digits_the_network_cannot_see(tmp_path):
+    """Errors planted on the examples whose digit reaches into the last 6 rows / columns: the band's error rate is 1,
+    outside 0, and the share of the digit decides the bin."""
+    errors = _script("error_analysis")
+    data = make_dataset("mref", "val", 200, seed=2, cache_dir=tmp_path)
+    share = np.array([1 - (m := data.instances[data.image_index[i]] == data.target[i])[:94, :94].sum() / m.sum()
+                      for i in range(len(data))])
+    assert 0 < (share > 0).sum() < len(data)
+    pred = np.where(share > 0, (data.answer + 1) % 5, data.answer)
+    band = errors.analyse(data, pred)["blind_band"]
+    assert band["pixels"] == 6
+    assert band["error_rate_in_band"] == 1.0 and band["error_rate_outside"] == 0.0 and band["share_of_errors"] == 1.0
+    assert band["share_of_examples"] == pytest.approx((share > 0).mean())
+    bins = band["by_share_of_the_digit"]
+    assert bins["0"]["examples"] == (share == 0).sum()
+    assert bins["[0.3, 1]"]["examples"] == (share >= 0.3).sum()
+    assert sum(b["examples"] for b in bins.values()) == len(data)

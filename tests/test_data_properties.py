@@ -171,6 +171,9 @@ def test_splits_and_seeds_differ(mref):
         (dict(name="mref", split="train", num_examples=2.5), TypeError),
         (dict(name="mref", split="train", num_examples=10, seed=-1), ValueError),
         (dict(name="mref", split="train", num_examples=10, mnist_dir="/nonexistent/mnist"), FileNotFoundError),
+        (dict(name="mref", split="train", num_examples=10, clear_border=-1), ValueError),
+        (dict(name="mref", split="train", num_examples=10, clear_border=21), ValueError),
+        (dict(name="mref", split="train", num_examples=10, clear_border=2.0), ValueError),
     ],
 )
 def test_bad_arguments(kwargs, exc):
@@ -184,3 +187,30 @@ def test_num_examples_exact_small():
         ds = make_dataset("mref", "train", n, cache_dir=None)
         assert len(ds) == n and ds.num_images == int(ds.image_index.max()) + 1
         ds.validate()
+
+
+@pytest.mark.parametrize("name", ["mref", "mdist"])
+def test_clear_border_keeps_every_digit_off_the_bottom_and_right_edges(name, tmp_path):
+    """With clear_border=6 no digit pixel lies in the last 6 rows or columns (the reference CNN's blind band); by
+    default about a third of the digits reach into it. The option changes the cache key and the metadata, and the
+    default dataset is the one the cache held before."""
+    from pan.models.backbone import IMAGE_SIZE, VISIBLE_EXTENT
+
+    band = IMAGE_SIZE - VISIBLE_EXTENT
+    assert band == 6
+    plain = make_dataset(name, "train", N, seed=3, cache_dir=tmp_path)
+    clear = make_dataset(name, "train", N, seed=3, cache_dir=tmp_path, clear_border=band)
+
+    def in_band(instances: np.ndarray) -> np.ndarray:  # per image: does any digit reach into the band
+        return (instances[:, -band:, :] > 0).any((1, 2)) | (instances[:, :, -band:] > 0).any((1, 2))
+
+    assert not in_band(clear.instances).any()
+    if name == "mref":  # nothing else is drawn on MREF's black canvas
+        assert not clear.images[:, -band:, :].any() and not clear.images[:, :, -band:].any()
+    assert in_band(plain.instances).mean() > 0.5  # most images have a digit there by default
+    clear.validate()
+    assert clear.meta["clear_border"] == band and "clear_border" not in plain.meta
+    assert len(list(tmp_path.rglob("*.npz"))) == 2  # two cache entries
+    again = make_dataset(name, "train", N, seed=3, cache_dir=tmp_path)
+    assert np.array_equal(again.images, plain.images)
+    assert np.array_equal(make_dataset(name, "train", N, seed=3, cache_dir=None).images, plain.images)

@@ -39,6 +39,9 @@ def _add_source_args(parser: argparse.ArgumentParser, cache_help: str) -> None:
     parser.add_argument("--backgrounds-dir", default=None, help="MBG: photographs to crop (default: scikit-image's)")
     parser.add_argument("--cache-dir", default=None, help=cache_help)
     parser.add_argument("--workers", type=positive_int, default=None, help="worker processes (default: automatic)")
+    parser.add_argument("--clear-border", type=non_negative_int, default=0, metavar="PX",
+                        help="keep every digit out of the last PX rows and columns (bottom and right edges; default 0)"
+                             "; 6 keeps them where the reference CNN's last features can see them")
 
 
 def register(subparsers, name: str = "data", help: str | None = None) -> argparse.ArgumentParser:
@@ -91,8 +94,9 @@ def _fail(message: str) -> int:
 
 def _split_info(args: argparse.Namespace, split: str, num: int) -> dict:
     """What the JSON next to a split file records about how it was made (compared before replacing it)."""
-    return {"dataset": args.dataset, "split": split, "num_examples": num, "seed": args.seed,
+    info = {"dataset": args.dataset, "split": split, "num_examples": num, "seed": args.seed,
             "mnist_dir": args.mnist_dir, "backgrounds_dir": args.backgrounds_dir}
+    return {**info, "clear_border": args.clear_border} if args.clear_border else info
 
 
 def _existing(out: Path, stem: str, wanted: dict) -> str | None:
@@ -113,9 +117,22 @@ def _raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _clear_border_problem(args: argparse.Namespace) -> str | None:
+    from pan.data.generate import MAX_CLEAR_BORDER
+
+    if args.clear_border and args.dataset == data_vg_synth.DATASET:
+        return f"--clear-border applies to mref, mdist and mbg, not to --dataset {args.dataset}"
+    if args.clear_border > MAX_CLEAR_BORDER:
+        return f"--clear-border must be in 0..{MAX_CLEAR_BORDER} pixels, got {args.clear_border}"
+    return None
+
+
 def _generate(args: argparse.Namespace) -> int:
     from pan.data.generate import size_problem
 
+    problem = _clear_border_problem(args)
+    if problem is not None:
+        return _fail(problem)
     if args.dataset == data_vg_synth.DATASET:
         return data_vg_synth.run(args)
     if args.split == "all" and args.num_examples is not None:
@@ -184,7 +201,7 @@ def _generate_split(args: argparse.Namespace, out: Path, split: str, num: int, s
     try:
         dataset = make_dataset(args.dataset, split, num, seed=args.seed, mnist_dir=args.mnist_dir,
                                cache_dir=cache_dir, backgrounds_dir=args.backgrounds_dir, workers=args.workers,
-                               progress=not args.quiet)
+                               progress=not args.quiet, clear_border=args.clear_border)
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as err:
         return _fail(str(err))
     seconds = time.perf_counter() - start
@@ -208,7 +225,8 @@ def _preview(args: argparse.Namespace) -> int:
     from pan.data.constants import COLOR_NAMES, DIGITS_PER_IMAGE
     from pan.data.generate import make_dataset
 
-    problem = source_problem(args.dataset, args.mnist_dir, args.backgrounds_dir, args.cache_dir)
+    problem = _clear_border_problem(args) or source_problem(args.dataset, args.mnist_dir, args.backgrounds_dir,
+                                                            args.cache_dir)
     if problem is not None:
         return _fail(problem)
     try:
@@ -225,6 +243,7 @@ def _preview(args: argparse.Namespace) -> int:
             cache_dir=args.cache_dir,
             backgrounds_dir=args.backgrounds_dir,
             workers=args.workers,
+            clear_border=args.clear_border,
         )
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as err:
         return _fail(str(err))

@@ -31,6 +31,7 @@ __all__ = ["make_dataset", "CHUNK_IMAGES", "size_problem"]
 
 #: Images per independently seeded chunk (fixed: changing it changes the output).
 CHUNK_IMAGES = 64
+MAX_CLEAR_BORDER = 20  # a wider border would leave too little canvas for the largest digits (84 px)
 _MIN_CHUNKS_PER_PROCESS = 4  # below this many chunks per worker, stay in-process
 #: Bytes of one generated image: uint8 RGB [100, 100, 3] plus uint8 instance ids [100, 100].
 _IMAGE_BYTES = 100 * 100 * 4
@@ -146,6 +147,7 @@ def make_dataset(
     backgrounds_dir: str | os.PathLike | None = None,
     workers: int | None = None,
     progress: bool = False,
+    clear_border: int = 0,
 ) -> PanDataset:
     """Generate (or load from cache) one split of MREF, MDIST or MBG.
 
@@ -159,6 +161,9 @@ def make_dataset(
         backgrounds_dir: MBG only: a directory of photographs to crop instead of scikit-image's bundled ones.
         workers: worker processes (``None``: automatic, ``1``: in-process). Does not change the output.
         progress: show a tqdm progress bar.
+        clear_border: keep every digit out of the last ``clear_border`` rows and columns (the bottom and right
+            edges; 0, the default, places digits anywhere). The reference CNN's last features never see the last 6
+            (`pan.models.backbone.VISIBLE_EXTENT`): 6 keeps every digit where the network can read it.
 
     Returns:
         A :class:`PanDataset` with ``N`` examples over ``N_img`` (about ``N / 7``) images.
@@ -172,6 +177,10 @@ def make_dataset(
         raise ValueError(f"workers must be a positive int or None, got {workers!r}")
     if backgrounds_dir is not None and name != "mbg":
         raise ValueError("backgrounds_dir only applies to the 'mbg' dataset")
+    if isinstance(clear_border, bool) or not isinstance(clear_border, (int, np.integer)) or \
+            not 0 <= clear_border <= MAX_CLEAR_BORDER:
+        raise ValueError(f"clear_border must be an integer in 0..{MAX_CLEAR_BORDER}, got {clear_border!r}")
+    clear_border = int(clear_border)
 
     pools = load_mnist(mnist_dir)
     pool = pools.for_split(split)
@@ -185,6 +194,8 @@ def make_dataset(
         "mnist": pools.fingerprint,
         "backgrounds": backgrounds.fingerprint if backgrounds is not None else None,
     }
+    if clear_border:  # only then: the cache keys of default datasets stay as they were
+        params["clear_border"] = clear_border
     directory = _cache.resolve_cache_dir(cache_dir)
     path = _cache.cache_path(directory, params) if directory is not None else None
     if path is not None:
@@ -192,7 +203,8 @@ def make_dataset(
         if cached is not None:
             return cached
 
-    ctx = RenderContext(pool.images, pool.by_class, distractors=name == "mdist", backgrounds=backgrounds)
+    ctx = RenderContext(pool.images, pool.by_class, distractors=name == "mdist", backgrounds=backgrounds,
+                        clear_border=clear_border)
     dataset = _generate(ctx, name, split, num_examples, seed, workers, progress)
     dataset.meta = {
         "name": name,
@@ -203,6 +215,7 @@ def make_dataset(
         "mnist_fingerprint": pools.fingerprint,
         "backgrounds": list(backgrounds.names) if backgrounds is not None else None,
         "format_version": FORMAT_VERSION,
+        **({"clear_border": clear_border} if clear_border else {}),
     }
     if path is not None:
         try:

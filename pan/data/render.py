@@ -95,12 +95,14 @@ def _free_positions(occupied: np.ndarray, h: int, w: int) -> tuple[np.ndarray, n
 
 @dataclass(frozen=True)
 class RenderContext:
-    """What drawing needs besides the random generator: the digit pool, MDIST crops, MBG backgrounds."""
+    """What drawing needs besides the random generator: the digit pool, MDIST crops, MBG backgrounds, and
+    ``clear_border``: the last rows and columns (bottom and right edges) that no digit may touch (0: none)."""
 
     digits: np.ndarray  # [P,28,28] uint8, the split's pool
     by_class: tuple[np.ndarray, ...]  # indices into ``digits`` of each class
     distractors: bool = False
     backgrounds: object | None = None  # pan.data.backgrounds.Backgrounds, or None for black
+    clear_border: int = 0
 
 
 def _draw_distractors(canvas: np.ndarray, rng: np.random.Generator, ctx: RenderContext) -> None:
@@ -125,14 +127,17 @@ def _draw_distractors(canvas: np.ndarray, rng: np.random.Generator, ctx: RenderC
 
 
 def _place_digits(
-    rng: np.random.Generator, digits: list[np.ndarray], scales: np.ndarray
+    rng: np.random.Generator, digits: list[np.ndarray], scales: np.ndarray, clear_border: int = 0
 ) -> list[tuple[int, int, np.ndarray]] | None:
-    """Choose scales (redrawing those that do not fit) and non-overlapping positions, largest digit first.
+    """Choose scales (redrawing those that do not fit) and non-overlapping positions, largest digit first, no digit
+    in the last ``clear_border`` rows or columns.
 
     Returns ``(y, x, alpha)`` per digit (``alpha`` cropped to the digit's ink bounding box), or ``None`` to restart.
     ``scales`` is updated in place with the scales actually used.
     """
     occupied = np.zeros((IMAGE_SIZE, IMAGE_SIZE), dtype=bool)
+    if clear_border:
+        occupied[IMAGE_SIZE - clear_border :, :] = occupied[:, IMAGE_SIZE - clear_border :] = True
     placed: list[tuple[int, int, np.ndarray] | None] = [None] * len(digits)
     for j in np.argsort(-scales, kind="stable"):
         for _ in range(_MAX_SCALE_REDRAWS):
@@ -182,7 +187,7 @@ def render_image(
         digits = [ctx.digits[ctx.by_class[c][p]] for c, p in zip(classes, picks, strict=True)]
         answers, colours = _noisy_colours(rng, num_digits)
         scales = rng.uniform(*SCALE_RANGE, size=num_digits)
-        placed = _place_digits(rng, digits, scales)
+        placed = _place_digits(rng, digits, scales, ctx.clear_border)
         if placed is None:
             continue
         instances = np.zeros((IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)

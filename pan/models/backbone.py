@@ -34,6 +34,17 @@ def _stage_geometry() -> list[Geometry]:
 
 
 STAGE_GEOMETRY = _stage_geometry()  # rf 4, 10, 22, 46; stride 2, 4, 8, 16
+
+
+def _final_size(size: int = IMAGE_SIZE) -> int:
+    for _ in range(NUM_STAGES):
+        size = (size - 2) // 2
+    return size
+
+
+#: Rows / columns of the image that the last stage's features cover: (4 - 1) * 16 + 46 = 94. The floors of the
+#: unpadded convolutions and pools drop the last 6 rows and columns, so a digit there is (partly) invisible.
+VISIBLE_EXTENT = (_final_size() - 1) * STAGE_GEOMETRY[-1].stride + STAGE_GEOMETRY[-1].rf
 IMAGE_GEOMETRY = Geometry(1, 1)
 
 
