@@ -141,6 +141,8 @@ CASES = [
     (["eval", "--dataset", "nope", "--model", "uniform"], "--dataset"),
     (["eval", "--dataset", "vg", "--checkpoint", "{file}"], "--data-dir"),
     (["eval", "--model", "uniform", "--dataset", "mref", "--split", "nope"], "--split"),
+    (["eval", "--checkpoint", "{file}", "--data-file", "{missing}"], "--data-file"),
+    (["eval", "--checkpoint", "{file}", "--data-file", "{file}", "--split", "val"], "--split"),
     (["eval", "--model", "uniform", "--dataset", "mref", "--num-examples", "0"], "--num-examples"),
     (["eval", "--model", "uniform", "--dataset", "mref", "--seed", "-1"], "--seed"),
     (["eval", "--model", "uniform", "--dataset", "mref", "--backend", "cuda", "--device", "cpu"], "--backend cuda"),

@@ -41,6 +41,39 @@ def test_eval_figure_table(tiny_run, monkeypatch, capsys):
     assert "(98.53 / 62.36)" in table
 
 
+def test_eval_on_a_data_file(tiny_run, tmp_path, monkeypatch, capsys):
+    """`pan eval --data-file` scores the file's own examples (here digits kept off the blind band), names its result
+    after the file, records where the examples came from, and stays out of `pan table`."""
+    from pan.data import PanDataset
+    from pan.evaluation.metrics import evaluate
+    from pan.train import load_model
+
+    root, summary = tiny_run
+    monkeypatch.setenv("PAN_CACHE_DIR", str(root / "cache"))
+    data_dir = tmp_path / "clear6"
+    assert main(["data", "generate", "--dataset", "mref", "--split", "test", "--num-examples", "30",
+                 "--clear-border", "6", "--out", str(data_dir), "--quiet"]) == 0
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    ckpt = run_dir / "best.pt"
+    ckpt.write_bytes(open(summary["checkpoint"], "rb").read())
+    assert main(["eval", "--checkpoint", str(ckpt), "--data-file", str(data_dir / "mref_test.npz"),
+                 "--device", "cpu"]) == 0
+    out = run_dir / "eval_clear6_mref_test.json"
+    result = json.loads(out.read_text())
+    model, _ = load_model(ckpt, backend="torch")
+    expected = evaluate(model, PanDataset.load(data_dir / "mref_test.npz"))
+    assert result["num_examples"] == 30 and result["accuracy"] == pytest.approx(expected["accuracy"])
+    assert result["tpr"] == pytest.approx(expected["tpr"], rel=1e-6)
+    assert result["data_meta"]["clear_border"] == 6 and result["split"] == "test" and result["dataset"] == "mref"
+    capsys.readouterr()
+    assert main(["table", "--results", str(tmp_path)]) == 0
+    assert "\n0 of our results" in capsys.readouterr().out  # a data file's examples are not the paper's split
+    assert main(["eval", "--checkpoint", str(ckpt), "--data-file", str(data_dir / "mref_test.npz"), "--seed", "1",
+                 "--device", "cpu"]) == 2
+    assert "--seed does not go with it" in capsys.readouterr().err
+
+
 def test_uniform_baseline_needs_no_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setenv("PAN_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "eval.json"

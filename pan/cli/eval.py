@@ -29,6 +29,15 @@ def checkpoint_config(path: str, arg: str = "--checkpoint") -> dict:
 
 
 def run(args) -> int:
+    if args.data_file is not None:
+        given = [f for f, v in (("--split", args.split), ("--num-examples", args.num_examples), ("--seed", args.seed),
+                                ("--dataset", args.dataset), ("--model", args.model)) if v is not None]
+        if given:
+            return _fail(f"--data-file brings its own examples; {given[0]} does not go with it")
+        if not Path(args.data_file).is_file():
+            return _fail(f"--data-file {args.data_file}: no such file")
+    args.split = args.split or "test"
+    args.num_examples = args.num_examples or 10_000
     problem = backend_problem(args.backend, args.device)
     if problem is not None:
         return _fail(f"--backend {args.backend} cannot run on --device {args.device}: {problem}")
@@ -56,7 +65,9 @@ def run(args) -> int:
                          "and --data-dir DIR")
         dataset = dataset or config.get("dataset")
     base = Path(args.checkpoint).parent if args.checkpoint else Path("runs") / "uniform"
-    out = args.out if args.out is not None else str(base / f"eval_{dataset}_{args.split}.json")
+    data_file = Path(args.data_file) if args.data_file is not None else None
+    name = f"{data_file.parent.name}_{data_file.stem}" if data_file is not None else f"{dataset}_{args.split}"
+    out = args.out if args.out is not None else str(base / f"eval_{name}.json")
     try:
         check_file(out, "--out", overwrite=args.overwrite, suffix=".json")
     except OutputError as err:
@@ -64,7 +75,7 @@ def run(args) -> int:
     try:
         r = evaluate_run(checkpoint=args.checkpoint, model_name=args.model, dataset=dataset, split=args.split,
                          num_examples=args.num_examples, seed=args.seed, backend=args.backend, device=args.device,
-                         batch_size=args.batch_size, out=out)
+                         batch_size=args.batch_size, out=out, data_file=args.data_file)
     except (FileNotFoundError, ValueError) as err:
         return _fail(str(err))
     print(f"{r['model']} on {r['dataset']}/{r['split']} ({r['num_examples']} examples): "
@@ -87,8 +98,11 @@ def register(subparsers, name: str, help: str) -> None:
     p.add_argument("--dataset", choices=(*DATASETS, *_REAL),
                    help="default: the checkpoint's dataset; vg / voc07 read a local copy in --data-dir")
     p.add_argument("--data-dir", default=None, help="local Visual Genome or VOC 2007 copy (with --dataset vg|voc07)")
-    p.add_argument("--split", choices=SPLITS, default="test")
-    p.add_argument("--num-examples", type=positive_int, default=10_000)
+    p.add_argument("--split", choices=SPLITS, default=None, help="default test")
+    p.add_argument("--num-examples", type=positive_int, default=None, help="default 10000")
+    p.add_argument("--data-file", default=None,
+                   help="evaluate on the examples of a `pan data generate` file (its dataset, split and seed come "
+                        "from the file) instead of a generated --split")
     p.add_argument("--seed", type=non_negative_int, help="data seed (default: the checkpoint's)")
     p.add_argument("--backend", choices=BACKENDS, default="auto")
     p.add_argument("--device", type=device_name, default="auto", help="auto (default), cpu, cuda or cuda:N")

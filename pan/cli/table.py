@@ -20,8 +20,9 @@ def _fail(message: str) -> int:
 
 
 def collect_all(root: Path) -> dict[tuple[str, str], list[tuple[Path, dict]]]:
-    """(model, dataset) -> [(path, evaluation dict)] of every `pan eval` JSON under root, the one to show first
-    (test split first, then the newest file); ``ValueError`` naming a file that cannot be read."""
+    """(model, dataset) -> [(path, evaluation dict)] of every `pan eval` JSON under root (not those of a
+    ``--data-file``), the one to show first (test split first, then the newest file); ``ValueError`` naming a file
+    that cannot be read."""
     found: dict[tuple[str, str], list[tuple[Path, dict]]] = {}
     for path in sorted(root.rglob("eval*.json")):
         try:
@@ -29,6 +30,8 @@ def collect_all(root: Path) -> dict[tuple[str, str], list[tuple[Path, dict]]]:
         except (OSError, json.JSONDecodeError) as err:
             raise ValueError(f"cannot read {path}: {err}") from None
         if not isinstance(data, dict) or not {"model", "dataset", "accuracy", "tpr"} <= data.keys():
+            continue
+        if "data_file" in data:  # `pan eval --data-file`: other examples than the paper's split, not a table cell
             continue
         found.setdefault((data["model"], data["dataset"]), []).append((path, data))
     for entries in found.values():

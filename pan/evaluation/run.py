@@ -30,19 +30,26 @@ def load_for_eval(checkpoint: str | None, model_name: str | None, *, backend: st
 
 def evaluate_run(*, checkpoint: str | None = None, model_name: str | None = None, dataset: str | None = None,
                  split: str = "test", num_examples: int = 10_000, seed: int | None = None, backend: str = "auto",
-                 device: str = "auto", batch_size: int = 200, cache_dir=None, out: str | None = None) -> dict:
-    """Evaluate and write the result JSON (default: next to the checkpoint, eval_<dataset>_<split>.json)."""
-    from pan.data import DEFAULT_CACHE_DIR, make_dataset
+                 device: str = "auto", batch_size: int = 200, cache_dir=None, out: str | None = None,
+                 data_file: str | None = None) -> dict:
+    """Evaluate and write the result JSON (default: next to the checkpoint, eval_<dataset>_<split>.json). With
+    ``data_file`` (a ``pan data generate`` .npz) its examples are evaluated; dataset and split come from the file."""
+    from pan.data import DEFAULT_CACHE_DIR, PanDataset, make_dataset
 
     dev = resolve_device(device)
     model, name, ckpt_dataset, data_seed, mnist_dir, epochs = load_for_eval(checkpoint, model_name, backend=backend,
                                                                              device=dev)
-    dataset = dataset or ckpt_dataset
-    if dataset is None:
-        raise ValueError("--dataset is required without a checkpoint")
-    data = make_dataset(dataset, split, num_examples, seed=data_seed if seed is None else seed, mnist_dir=mnist_dir,
-                        cache_dir=DEFAULT_CACHE_DIR if cache_dir is None else cache_dir)
+    if data_file is not None:
+        data = PanDataset.load(data_file)
+        dataset, split = data.meta.get("name", dataset or ckpt_dataset), data.meta.get("split", split)
+    else:
+        dataset = dataset or ckpt_dataset
+        if dataset is None:
+            raise ValueError("--dataset is required without a checkpoint")
+        data = make_dataset(dataset, split, num_examples, seed=data_seed if seed is None else seed,
+                            mnist_dir=mnist_dir, cache_dir=DEFAULT_CACHE_DIR if cache_dir is None else cache_dir)
     result = {"model": name, "dataset": dataset, "split": split, "checkpoint": checkpoint,
+              **({"data_file": str(data_file), "data_meta": data.meta} if data_file is not None else {}),
               "checkpoint_epoch": epochs, "backend": backend, "device": str(dev),
               **evaluate(model, data, device=dev, batch_size=batch_size)}
     if out is None:
