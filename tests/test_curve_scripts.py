@@ -188,3 +188,16 @@ def test_error_analysis_blind_band_counts_the_digits_the_network_cannot_see(tmp_
     assert bins["0"]["examples"] == (share == 0).sum()
     assert bins["[0.3, 1]"]["examples"] == (share >= 0.3).sum()
     assert sum(b["examples"] for b in bins.values()) == len(data)
+
+
+def test_placement_band_compares_the_two_placement_rules():
+    """Deterministic per seed; every share is a fraction; the authors' rule (the MNIST box with its margin inside the
+    canvas) puts fewer digits into the blind band than ours (ink cropped, anywhere)."""
+    band = _script("placement_band")
+    authors, ours = band.authors_placement(60, seed=1), band.our_placement(60, seed=1)
+    assert np.array_equal(authors, band.authors_placement(60, seed=1))
+    assert 60 * 5 <= authors.size <= 60 * 9 and ours.size == 60 * 7
+    assert ((authors >= 0) & (authors <= 1)).all() and ((ours >= 0) & (ours <= 1)).all()
+    s_authors, s_ours = band.summary(authors), band.summary(ours)
+    assert 0 < s_authors["in_band"] < s_ours["in_band"]
+    assert s_ours["at_least_30_percent_in_band"] == pytest.approx((ours >= 0.3).mean())
