@@ -16,13 +16,14 @@ examples of a ``pan data generate`` file instead of the checkpoint's generated s
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from pan.evaluation.report import add_out_argument, check_out, emit_report, load_checkpoint_model
 
 
 def predictions(model, data, batch: int = 200) -> np.ndarray:
@@ -93,21 +94,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache-dir", default=None, help="dataset cache (default $PAN_CACHE_DIR or ~/.cache/pan/data)")
     p.add_argument("--data-file", type=Path, default=None,
                    help="a split file from `pan data generate` to analyse (all its examples) instead of --split")
-    p.add_argument("--out", type=Path, default=None, help="also write the result JSON here (not over a file)")
+    add_out_argument(p)
     a = p.parse_args(argv)
+    check_out(p, a.out)
     if a.data_file is not None and not a.data_file.is_file():
         p.error(f"--data-file {a.data_file}: no such file")
     if a.num_examples < 1:
         p.error(f"--num-examples must be >= 1, got {a.num_examples}")
-    if a.out is not None and a.out.exists():
-        p.error(f"--out {a.out} exists")
     from pan.data import DEFAULT_CACHE_DIR, PanDataset, make_dataset
-    from pan.train.checkpoint import CheckpointError, load_model
-
-    try:
-        model, config = load_model(a.checkpoint, backend="torch")
-    except CheckpointError as err:
-        p.error(f"checkpoint: {err}")
+    model, config = load_checkpoint_model(p, a.checkpoint)
     if a.data_file is not None:
         data = PanDataset.load(a.data_file)
         split = str(a.data_file)
@@ -116,10 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                             mnist_dir=config.mnist_dir, cache_dir=a.cache_dir or DEFAULT_CACHE_DIR)
         split = a.split
     result = {"checkpoint": str(a.checkpoint), "split": split, **analyse(data, predictions(model, data))}
-    text = json.dumps(result, indent=1)
-    print(text)
-    if a.out is not None:
-        a.out.write_text(text + "\n")
+    emit_report(result, a.out)
     return 0
 
 

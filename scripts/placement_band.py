@@ -13,11 +13,11 @@ bilinear resize; only the placement differs. ``share`` is the fraction of a digi
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 import numpy as np
+
+from pan.evaluation.report import add_out_argument, check_out, emit_report
 
 
 def authors_placement(num_images: int, seed: int) -> np.ndarray:
@@ -72,21 +72,17 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--num-images", type=int, default=2000)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=None, help="also write the result JSON here (not over a file)")
+    add_out_argument(p)
     a = p.parse_args(argv)
+    check_out(p, a.out)
     if a.num_images < 1 or a.seed < 0:
         p.error("--num-images must be >= 1 and --seed >= 0")
-    if a.out is not None and a.out.exists():
-        p.error(f"--out {a.out} exists")
     from pan.models.backbone import IMAGE_SIZE, VISIBLE_EXTENT
 
     result = {"band_pixels": IMAGE_SIZE - VISIBLE_EXTENT, "num_images": a.num_images, "seed": a.seed,
               "ours": summary(our_placement(a.num_images, a.seed)),
               "authors_rule": summary(authors_placement(a.num_images, a.seed))}
-    text = json.dumps(result, indent=1)
-    print(text)
-    if a.out is not None:
-        a.out.write_text(text + "\n")
+    emit_report(result, a.out)
     return 0
 
 

@@ -13,12 +13,13 @@ so the drop on the training split against the drop on validation measures that p
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from pan.evaluation.report import add_out_argument, check_out, emit_report, load_checkpoint_model
 
 
 def _int_list(text: str) -> list[int]:
@@ -66,32 +67,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-examples", type=int, default=4000, help="first N examples of each split (default 4000)")
     p.add_argument("--shifts", type=_int_list, default=[1, 2, 3, 4, 8], help="pixels (default 1,2,3,4,8)")
     p.add_argument("--cache-dir", default=None, help="dataset cache (default $PAN_CACHE_DIR or ~/.cache/pan/data)")
-    p.add_argument("--out", type=Path, default=None, help="also write the result JSON here (not over a file)")
+    add_out_argument(p)
     a = p.parse_args(argv)
+    check_out(p, a.out)
     splits = [s.strip() for s in a.splits.split(",") if s.strip()]
     if not splits or any(s not in ("train", "val", "test") for s in splits):
         p.error(f"--splits must name train, val or test, got {a.splits!r}")
     if a.num_examples < 1:
         p.error(f"--num-examples must be >= 1, got {a.num_examples}")
-    if a.out is not None and a.out.exists():
-        p.error(f"--out {a.out} exists")
     from pan.data import DEFAULT_CACHE_DIR, make_dataset
-    from pan.train.checkpoint import CheckpointError, load_model
-
-    try:
-        model, config = load_model(a.checkpoint, backend="torch")
-    except CheckpointError as err:
-        p.error(f"checkpoint: {err}")
+    model, config = load_checkpoint_model(p, a.checkpoint)
     sizes = {"train": config.num_train, "val": config.num_val, "test": 10_000}
     result = {"checkpoint": str(a.checkpoint), "num_examples": a.num_examples, "splits": {}}
     for split in splits:
         data = make_dataset(config.dataset, split, sizes[split], seed=config.data_seed, mnist_dir=config.mnist_dir,
                             cache_dir=a.cache_dir or DEFAULT_CACHE_DIR)
         result["splits"][split] = shift_accuracy(model, data, a.shifts, a.num_examples)
-    text = json.dumps(result, indent=1)
-    print(text)
-    if a.out is not None:
-        a.out.write_text(text + "\n")
+    emit_report(result, a.out)
     return 0
 
 

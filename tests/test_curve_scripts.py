@@ -201,3 +201,19 @@ def test_placement_band_compares_the_two_placement_rules():
     s_authors, s_ours = band.summary(authors), band.summary(ours)
     assert 0 < s_authors["in_band"] < s_ours["in_band"]
     assert s_ours["at_least_30_percent_in_band"] == pytest.approx((ours >= 0.3).mean())
+
+
+@pytest.mark.parametrize("name, args", [("error_analysis", ["CKPT"]), ("shift_sensitivity", ["CKPT"]),
+                                        ("placement_band", [])])
+def test_analysis_scripts_never_write_over_a_file_and_name_a_bad_checkpoint(name, args, tmp_path, capsys):
+    script = _script(name)
+    existing = tmp_path / "report.json"
+    existing.write_text("keep")
+    argv = [str(tmp_path / "missing.pt") if a == "CKPT" else a for a in args]
+    with pytest.raises(SystemExit) as info:
+        script.main([*argv, "--out", str(existing)])
+    assert info.value.code == 2 and existing.read_text() == "keep" and "--out" in capsys.readouterr().err
+    if args:
+        with pytest.raises(SystemExit) as info:
+            script.main(argv)
+        assert info.value.code == 2 and "missing.pt" in capsys.readouterr().err
