@@ -152,7 +152,8 @@ def test_interrupted_generate_stops_at_once_and_leaves_nothing(tmp_path, how):
     import time
 
     out = tmp_path / "out"
-    argv = [sys.executable, "-m", "pan", *"data generate --dataset mref --split train --num-examples 20000".split(),
+    # 60K examples take ~10 s on two busy cores: the signal lands mid-generation, not after it (20K raced it)
+    argv = [sys.executable, "-m", "pan", *"data generate --dataset mref --split train --num-examples 60000".split(),
             "--workers", "2", "--no-cache", "--quiet", "--out", str(out)]
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
