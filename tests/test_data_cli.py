@@ -152,15 +152,14 @@ def test_interrupted_generate_stops_at_once_and_leaves_nothing(tmp_path, how):
     import time
 
     out = tmp_path / "out"
-    # 60K examples take ~10 s on two busy cores: the signal lands mid-generation, not after it (20K raced it)
-    argv = [sys.executable, "-m", "pan", *"data generate --dataset mref --split train --num-examples 60000".split(),
+    argv = [sys.executable, "-m", "pan", *"data generate --dataset mref --split train --num-examples 20000".split(),
             "--workers", "2", "--no-cache", "--quiet", "--out", str(out)]
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     deadline = time.monotonic() + 60
-    while not out.is_dir() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)  # the output directory is made once the arguments are checked, right before generating
-    time.sleep(2)
+    while len(_group_members(proc.pid)) < 3 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # until both workers run: the generation (~3 s) has just begun
+    time.sleep(0.5)
     assert proc.poll() is None, proc.communicate()
     if how == "ctrl-c":
         os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole foreground group
