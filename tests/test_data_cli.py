@@ -154,8 +154,10 @@ def test_interrupted_generate_stops_at_once_and_leaves_nothing(tmp_path, how):
     out = tmp_path / "out"
     argv = [sys.executable, "-m", "pan", *"data generate --dataset mref --split train --num-examples 20000".split(),
             "--workers", "2", "--no-cache", "--quiet", "--out", str(out)]
+    # SIGINT as a terminal leaves it: a launcher without job control (`cmd &` in a script) hands its children SIGINT
+    # ignored, and Python then never raises KeyboardInterrupt
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while len(_group_members(proc.pid)) < 3 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)  # until both workers run: the generation (~3 s) has just begun
