@@ -112,6 +112,12 @@ CASES = [
     (["train", "--augment-shift", "100"], "--augment-shift"),
     (["train", "--dataset", "mbg", "--augment-shift", "4"], "--augment-shift"),
     (["train", *VG, "--augment-shift", "4"], "--augment-shift"),
+    (["train", "--init-from", "{missing}"], "--init-from"),
+    (["train", "--init-from", "{file}"], "--init-from"),
+    (["train", "--init-from", "{ckpt}"], "--init-from"),  # a san checkpoint for the default pan-h-ctx
+    (["train", "--model", "san", "--init-from", "{ckpt}"], "--init-from"),  # its (empty) weights do not fit
+    (["train", "--init-from", "{vgckpt}"], "--init-from"),
+    (["train", *VG, "--init-from", "{ckpt}"], "--init-from"),
     (["train", "--backend", "bogus"], "--backend"),
     (["train", "--backend", "cuda", "--device", "cpu"], "--backend cuda"),
     (["train", "--device", "bogus"], "--device"),

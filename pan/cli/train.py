@@ -83,6 +83,9 @@ def register(subparsers, name: str = "train", help: str | None = None) -> argpar
     g.add_argument("--augment-shift", type=non_negative_int, default=None, metavar="PX",
                    help="move each training image by a random offset of up to PX pixels per axis that keeps its "
                         "digits on the canvas (not in the paper: default 0; mref and mdist)")
+    g.add_argument("--init-from", default=None, metavar="CKPT",
+                   help="start from the model weights of this pan train checkpoint (same model and head) instead of "
+                        "a random initialisation; optimiser, lr schedule and epochs start afresh")
     g.add_argument("--data-seed", type=non_negative_int, default=None,
                    help="seed of the generated data (default 0; with --train-file: the file's)")
     g.add_argument("--train-file", default=None,
@@ -148,7 +151,7 @@ def register(subparsers, name: str = "train", help: str | None = None) -> argpar
 _FLAGS = {"max_epochs": "--epochs", "clip_norm": "--clip-norm", **{f: "--" + f.replace("_", "-") for f in (
     "num_train", "num_val", "lr", "batch_size", "patience", "decay_start", "decay_every", "decay_factor",
     "gate_sparsity", "gate_sparsity_start", "gate_sparsity_kind", "optimizer", "eval_batch_size", "seed",
-    "data_seed", "model", "head_dropout", "augment_shift")}}
+    "data_seed", "model", "head_dropout", "augment_shift", "init_from")}}
 
 
 def _fail(message: str) -> int:
@@ -178,7 +181,8 @@ def _run(args: argparse.Namespace) -> int:
                  "decay_factor": args.decay_factor, "amp": args.amp, "channels_last": args.channels_last,
                  "gate_sparsity": args.gate_sparsity, "gate_sparsity_start": args.gate_sparsity_start,
                  "gate_sparsity_kind": args.gate_sparsity_kind, "checkpoint_every": args.checkpoint_every,
-                 "head_dropout": args.head_dropout, "augment_shift": args.augment_shift}
+                 "head_dropout": args.head_dropout, "augment_shift": args.augment_shift,
+                 "init_from": args.init_from}
         settings.update({k: v for k, v in given.items() if v is not None})
         if args.clip_norm is not None:
             settings["clip_norm"] = args.clip_norm if args.clip_norm > 0 else None
@@ -278,6 +282,10 @@ def _setting_problem(args: argparse.Namespace, config, files: dict) -> str | Non
         batch = "--batch-size" if args.batch_size is not None else f"the batch size of recipe {args.recipe}"
         return (f"{batch} {config.batch_size} is larger than the training set ({size}); give --batch-size "
                 f"{config.num_train} or less, or more training examples")
+    if config.init_from is not None and not args.resume:
+        problem = _init_problem(config)
+        if problem is not None:
+            return f"--init-from {problem}"
     if isinstance(config.gate_sparsity, list):
         from pan.models import build_model
         from pan.train.regularizers import per_gate_weights
@@ -287,6 +295,24 @@ def _setting_problem(args: argparse.Namespace, config, files: dict) -> str | Non
             per_gate_weights(config.gate_sparsity, gates)
         except ValueError as err:
             return f"--gate-sparsity {','.join(f'{w:g}' for w in config.gate_sparsity)}: {err}"
+    return None
+
+
+def _init_problem(config) -> str | None:
+    """Why ``config.init_from`` cannot start this run (not a checkpoint of its model, or inside ``--out``, which
+    ``--overwrite`` would clear first), or None."""
+    from pan.models import build_model
+    from pan.train import CheckpointError
+    from pan.train.warm_start import load_init_weights
+
+    init, out = Path(config.init_from).resolve(), Path(config.out_dir).resolve()
+    if init == out or out in init.parents:
+        return f"{config.init_from} lies inside --out {config.out_dir}; copy it elsewhere first"
+    try:
+        load_init_weights(build_model(config.model, **config.model_kwargs()), config.init_from, config.model,
+                          config.head_dropout)
+    except CheckpointError as err:
+        return str(err)
     return None
 
 

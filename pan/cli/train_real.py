@@ -40,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.head_dropout is not None:
         return fail(f"--head-dropout applies to the MREF / MDIST / MBG attention CNNs, not to --dataset {args.dataset}")
+    if args.init_from is not None:
+        return fail(f"--init-from applies to MREF / MDIST / MBG runs, not to --dataset {args.dataset}")
     if args.augment_shift is not None:
         return fail(f"--augment-shift applies to MREF / MDIST, not to --dataset {args.dataset}")
     if args.data_dir is None:

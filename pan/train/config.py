@@ -16,7 +16,7 @@ RESUME_FIELDS = ("model", "dataset", "num_train", "num_val", "seed", "data_seed"
                  "clip_norm",
                  "decay_start", "decay_every", "decay_factor", "rmsprop_alpha", "rmsprop_eps", "train_file",
                  "val_file", "gate_sparsity", "gate_sparsity_start", "gate_sparsity_kind", "head_dropout",
-                 "augment_shift")
+                 "augment_shift", "init_from")
 OPTIMIZERS = ("rmsprop", "adam")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 _DATASETS = ("mref", "mdist", "mbg")
@@ -42,6 +42,9 @@ class TrainConfig:
     written by ``pan data generate`` / ``PanDataset.save``). ``augment_shift`` > 0 moves each training image by a
     random offset of at most that many pixels per axis that keeps all its digits on the canvas
     (`pan.train.augment.random_shift`; not in the paper, which has no augmentation: 0, the default).
+    ``init_from``: a checkpoint of ``pan train`` whose model weights start this run instead of a random
+    initialisation (a warm start: the same model and head; optimiser state, lr schedule and epochs start afresh;
+    ignored on resume, where ``last.pt`` holds the weights).
 
     Optimisation (paper): ``optimizer`` RMSprop(``lr``, ``rmsprop_alpha``, ``rmsprop_eps``), or "adam"
     (Adam(``lr``), the CPU demo's), on the NLL of the answer, batch
@@ -93,6 +96,7 @@ class TrainConfig:
     gate_sparsity_kind: str = "l1"
     head_dropout: float = 0.0
     augment_shift: int = 0
+    init_from: str | None = None
     compile: bool = False
     compile_mode: str = "default"
     amp: bool | str = False
@@ -161,6 +165,8 @@ class TrainConfig:
             raise ValueError(f"backend must be one of auto, torch, triton, cuda, got {self.backend!r}")
         if not isinstance(self.device, str) or not self.device:
             raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        if self.init_from is not None and (not isinstance(self.init_from, str) or not self.init_from):
+            raise ValueError(f"init_from must be None or a checkpoint path, got {self.init_from!r}")
         if (self.train_file is None) != (self.val_file is None):
             raise ValueError("train_file and val_file go together (give both or neither)")
 

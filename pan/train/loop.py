@@ -62,6 +62,8 @@ class TrainingRun:
             torch.backends.cudnn.benchmark = not config.deterministic
         torch.manual_seed(config.seed)
         self.model = task.build_model().to(device)
+        if ckpt is None:
+            task.initialise(self.model)
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.params = [p for p in self.model.parameters() if p.requires_grad]

@@ -18,6 +18,7 @@ from pan.train.regularizers import per_gate_weights
 from pan.train.run_state import fmt
 from pan.train.schedule import lr_at_epoch
 from pan.train.step import evaluate_sums, train_step
+from pan.train.warm_start import load_init_weights
 from pan.train.task import Task
 
 __all__ = ["MrefTask"]
@@ -57,6 +58,11 @@ class MrefTask(Task):
         self.num_gates = len(getattr(model, "gates", ()))
         per_gate_weights(self.config.gate_sparsity, self.num_gates)  # a per-gate list must match the model's gates
         return model
+
+    def initialise(self, model: nn.Module) -> None:
+        c = self.config
+        if c.init_from is not None:
+            load_init_weights(model, c.init_from, c.model, c.head_dropout)
 
     def build_optimizer(self, model: nn.Module, params: list[nn.Parameter]) -> torch.optim.Optimizer:
         return build_optimizer(self.config, params)

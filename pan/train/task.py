@@ -69,6 +69,9 @@ class Task:
         """A fresh model (the engine seeds torch first, moves it to the device and to channels-last)."""
         raise NotImplementedError
 
+    def initialise(self, model: nn.Module) -> None:
+        """Called once on the freshly built model of a new (not resumed) run, e.g. to load warm-start weights."""
+
     def build_optimizer(self, model: nn.Module, params: list[nn.Parameter]) -> torch.optim.Optimizer:
         raise NotImplementedError
 
