@@ -118,6 +118,12 @@ CASES = [
     (["train", "--model", "san", "--init-from", "{ckpt}"], "--init-from"),  # its (empty) weights do not fit
     (["train", "--init-from", "{vgckpt}"], "--init-from"),
     (["train", *VG, "--init-from", "{ckpt}"], "--init-from"),
+    (["train", *VG, "--gate-sparsity", "0.3"], "--gate-sparsity"),  # MREF-only options: refused, not ignored
+    (["train", *VG, "--patience", "3"], "--patience"),
+    (["train", *VG, "--num-train", "100"], "--num-train"),
+    (["train", *VG, "--no-cache"], "--no-cache"),
+    (["train", *VG, "--compile-mode", "max-autotune"], "--compile-mode"),
+    (["train", *VG, "--recipe", "cpu"], "--recipe"),
     (["train", "--backend", "bogus"], "--backend"),
     (["train", "--backend", "cuda", "--device", "cpu"], "--backend cuda"),
     (["train", "--device", "bogus"], "--device"),

@@ -29,6 +29,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--workers", type=non_negative_int, default=2, help="data-loading processes (default 2)")
 
 
+#: `pan train` options of the synthetic-data runs (dest, flag) that a real-image run has no use for: given with
+#: --dataset vg / voc07 they are refused rather than silently ignored.
+_SYNTHETIC_ONLY = tuple((dest, "--" + dest.replace("_", "-")) for dest in (
+    "num_train", "num_val", "head_dropout", "augment_shift", "init_from", "data_seed", "train_file", "val_file",
+    "mnist_dir", "cache_dir", "optimizer", "lr_grid", "patience", "decay_start", "decay_every", "gate_sparsity",
+    "gate_sparsity_kind", "gate_sparsity_start", "eval_batch_size"))
+_SYNTHETIC_ONLY_SWITCHES = (("no_cache", "--no-cache"), ("compile", "--compile"), ("deterministic", "--deterministic"))
+
+
+def synthetic_only_flag(args: argparse.Namespace) -> str | None:
+    """The first synthetic-data option given on a real-image command line, or None."""
+    for dest, flag in _SYNTHETIC_ONLY:
+        if getattr(args, dest) is not None:
+            return flag
+    for dest, flag in _SYNTHETIC_ONLY_SWITCHES:
+        if getattr(args, dest):
+            return flag
+    if args.compile_mode != "default":
+        return "--compile-mode"
+    if args.recipe != "paper":
+        return "--recipe"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     from pan.train.checkpoint import CheckpointError, ResumeError
     from pan.train.divergence import TrainingDiverged
@@ -38,12 +62,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"pan train: error: {message}", file=sys.stderr)
         return 2
 
-    if args.head_dropout is not None:
-        return fail(f"--head-dropout applies to the MREF / MDIST / MBG attention CNNs, not to --dataset {args.dataset}")
-    if args.init_from is not None:
-        return fail(f"--init-from applies to MREF / MDIST / MBG runs, not to --dataset {args.dataset}")
-    if args.augment_shift is not None:
-        return fail(f"--augment-shift applies to MREF / MDIST, not to --dataset {args.dataset}")
+    flag = synthetic_only_flag(args)
+    if flag is not None:
+        return fail(f"{flag} applies to the MREF / MDIST / MBG runs, not to --dataset {args.dataset} (its "
+                    "options: pan train --help, 'real images')")
     if args.data_dir is None:
         return fail(f"--dataset {args.dataset} needs --data-dir DIR (a local copy; nothing is downloaded)")
     lr = args.lr if args.lr is not None else 1e-4
