@@ -83,7 +83,7 @@ def train_and_test(train_images: torch.Tensor, train_labels: torch.Tensor, test_
     model = digit_classifier()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     t0 = time.perf_counter()
-    for step in range(steps):
+    for _ in range(steps):
         model.train()
         idx = torch.randint(0, len(train_images), (batch,), generator=generator)
         loss = F.cross_entropy(model(_shift(train_images[idx], shift, generator)), train_labels[idx])

@@ -67,12 +67,10 @@ def analyse(data, pred: np.ndarray) -> dict:
 
 def blind_band(data, pred: np.ndarray) -> dict:
     """Error rates by the share of the queried digit's mask in the band below / right of ``VISIBLE_EXTENT``."""
+    from pan.evaluation.blind_band import target_band_share
     from pan.models.backbone import IMAGE_SIZE, VISIBLE_EXTENT
 
-    share = np.zeros(len(data))
-    for i in range(len(data)):
-        mask = data.instances[data.image_index[i]] == data.target[i]
-        share[i] = 1 - mask[:VISIBLE_EXTENT, :VISIBLE_EXTENT].sum() / max(int(mask.sum()), 1)
+    share = target_band_share(data)
     wrong = pred != data.answer
     bins = {"0": share == 0, "(0, 0.1)": (share > 0) & (share < 0.1), "[0.1, 0.3)": (share >= 0.1) & (share < 0.3),
             "[0.3, 1]": share >= 0.3}

@@ -53,14 +53,9 @@ def authors_placement(num_images: int, seed: int) -> np.ndarray:
 def our_placement(num_images: int, seed: int) -> np.ndarray:
     """Band share of every digit of the first ``num_images`` images of our MREF training split (data seed ``seed``)."""
     from pan.data import make_dataset
-    from pan.models.backbone import VISIBLE_EXTENT
+    from pan.evaluation.blind_band import target_band_share
 
-    data = make_dataset("mref", "train", num_images * 7, seed=seed, cache_dir=None)
-    shares = []
-    for i in range(len(data)):
-        mask = data.instances[data.image_index[i]] == data.target[i]
-        shares.append(1 - mask[:VISIBLE_EXTENT, :VISIBLE_EXTENT].sum() / mask.sum())
-    return np.array(shares)
+    return target_band_share(make_dataset("mref", "train", num_images * 7, seed=seed, cache_dir=None))
 
 
 def summary(shares: np.ndarray) -> dict:

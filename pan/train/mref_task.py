@@ -18,8 +18,8 @@ from pan.train.regularizers import per_gate_weights
 from pan.train.run_state import fmt
 from pan.train.schedule import lr_at_epoch
 from pan.train.step import evaluate_sums, train_step
-from pan.train.warm_start import load_init_weights
 from pan.train.task import Task
+from pan.train.warm_start import load_init_weights
 
 __all__ = ["MrefTask"]
 
