@@ -60,7 +60,8 @@ def main(argv: list[str]) -> int:
         write_idx(out / "t10k-images-idx3-ubyte.gz", pools.test.images)
         write_idx(out / "t10k-labels-idx1-ubyte.gz", pools.test.labels.astype(np.uint8))
     size = sum(p.stat().st_size for p in out.iterdir())
-    print(f"wrote {len(labels)} digits to {out} ({size / 2**20:.2f} MiB)")
+    test = f" + {len(pools.test.labels)} test-pool digits (t10k files)" if a.train_per_class is not None else ""
+    print(f"wrote {len(labels)} digits (train files){test} to {out} ({size / 2**20:.2f} MiB)")
     return 0
 
 
