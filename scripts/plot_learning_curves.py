@@ -4,7 +4,8 @@ Reads OUT/metrics.jsonl (validation accuracy on the run's whole validation split
 OUT/attention_curve.jsonl (accuracy and TPR on the first examples of the validation split, written by
 scripts/attention_curve.py). ``--train`` adds each run's running training accuracy (the mean over the epoch's
 steps, in training mode), dashed in the run's colour: the gap to the solid validation curve is the overfitting.
-Optional horizontal lines mark reference values (e.g. the paper's).
+Optional horizontal lines mark reference values (e.g. the paper's). A run started with ``--init-from`` is drawn
+from the images its starting checkpoint had seen.
 
     python scripts/plot_learning_curves.py RUN [RUN ...] --out curves.png [--label NAME ...] [--train] \
         [--acc-line 98.53:paper --tpr-line 62.36:paper]
@@ -24,16 +25,46 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def _images_per_epoch(config: dict) -> int:
+    return (config["num_train"] // config["batch_size"]) * config["batch_size"]
+
+
+def _find(path: str, run: Path) -> Path | None:
+    """``path`` as given (relative to the working directory), else relative to ``run`` or one of its parents (a
+    run's config records the path as typed where the run was started)."""
+    candidates = [Path(path)] + [parent / path for parent in [run, *run.resolve().parents]]
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def warm_start_images(config: dict, run: Path, depth: int = 0) -> int:
+    """Training images behind a run's ``init_from`` checkpoint (its epochs x images per epoch, plus those behind its
+    own warm start), 0 for a run from scratch; a checkpoint that cannot be found counts 0, with a note on stderr."""
+    init = config.get("init_from")
+    if not init or depth > 16:
+        return 0
+    found = _find(init, run)
+    if found is None:
+        print(f"note: {run}: its warm-start checkpoint {init} is not here; its curve starts at 0 images",
+              file=sys.stderr)
+        return 0
+    import torch
+
+    ckpt = torch.load(found, map_location="cpu", weights_only=True)
+    return ckpt["state"]["epoch"] * _images_per_epoch(ckpt["config"]) + warm_start_images(ckpt["config"], run,
+                                                                                            depth + 1)
+
+
 def run_curves(run: Path) -> dict:
-    """{"acc": [(images, val %)], "train": [(images, running train %)], "tpr": [(images, %)]} of one run folder."""
+    """{"acc": [(images, val %)], "train": [(images, running train %)], "tpr": [(images, %)]} of one run folder;
+    a warm-started run's images count from the images behind its starting checkpoint."""
     config = json.loads((run / "config.json").read_text())
-    per_epoch = (config["num_train"] // config["batch_size"]) * config["batch_size"]
+    per_epoch, start = _images_per_epoch(config), warm_start_images(config, run)
     metrics = read_jsonl(run / "metrics.jsonl")
     curve = read_jsonl(run / "attention_curve.jsonl")
     return {
-        "acc": [(m["epoch"] * per_epoch, 100 * m["val_acc"]) for m in metrics],
-        "train": [(m["epoch"] * per_epoch, 100 * m["train_acc"]) for m in metrics],
-        "tpr": sorted((c["images_seen"], 100 * c["tpr"]) for c in curve),
+        "acc": [(start + m["epoch"] * per_epoch, 100 * m["val_acc"]) for m in metrics],
+        "train": [(start + m["epoch"] * per_epoch, 100 * m["train_acc"]) for m in metrics],
+        "tpr": sorted((start + c["images_seen"], 100 * c["tpr"]) for c in curve),
     }
 
 

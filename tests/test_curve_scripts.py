@@ -217,3 +217,25 @@ def test_analysis_scripts_never_write_over_a_file_and_name_a_bad_checkpoint(name
         with pytest.raises(SystemExit) as info:
             script.main(argv)
         assert info.value.code == 2 and "missing.pt" in capsys.readouterr().err
+
+
+def test_a_warm_started_run_is_drawn_after_the_images_of_its_start(tiny_run, tmp_path, capsys):
+    """--init-from: the curve continues where the starting checkpoint's training stopped (1 epoch of 40 here),
+    counting through a chain of warm starts; a missing start file counts 0, with a note."""
+    from pan.train import TrainConfig, train
+
+    plot = _script("plot_learning_curves")
+    cache = tiny_run / "cache"
+    data = (make_dataset("mref", "train", 40, seed=0, cache_dir=cache),
+            make_dataset("mref", "val", 20, seed=0, cache_dir=cache))
+    source = tiny_run / "run" / "last.pt"
+    base = dict(num_train=40, num_val=20, batch_size=20, backend="torch", device="cpu", quiet=True)
+    train(TrainConfig(**base, max_epochs=2, init_from=str(source), out_dir=str(tmp_path / "warm")),
+          train_data=data[0], val_data=data[1])
+    assert [x for x, _ in plot.run_curves(tmp_path / "warm")["acc"]] == [80, 120]
+    train(TrainConfig(**base, max_epochs=1, init_from=str(tmp_path / "warm" / "last.pt"),
+                      out_dir=str(tmp_path / "warmer")), train_data=data[0], val_data=data[1])
+    assert [x for x, _ in plot.run_curves(tmp_path / "warmer")["acc"]] == [160]
+    (tmp_path / "warm" / "last.pt").unlink()
+    assert [x for x, _ in plot.run_curves(tmp_path / "warmer")["acc"]] == [40]
+    assert "not here" in capsys.readouterr().err
