@@ -14,7 +14,8 @@ guessed. Run it at low priority beside the training:
 
     nice -n 19 python scripts/attention_curve.py runs/pan-h-ctx runs/pan-h-ctx-focus --num-examples 2000
 
-It stops when every run has written summary.json (finished) and was evaluated, or on Ctrl-C.
+It stops when every run has finished (a summary.json that does not say "interrupted": a run stopped by Ctrl-C or
+SIGTERM may be resumed) and was evaluated, or on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -78,6 +79,17 @@ def evaluate_epoch(run: Path, num_examples: int, val_cache: dict, cache_dir: str
     return line
 
 
+def _finished(run: Path) -> bool:
+    """The run ended for good (early stopping, its last epoch, divergence), not interrupted to be resumed."""
+    path = run / "summary.json"
+    if not path.is_file():
+        return False
+    try:
+        return json.loads(path.read_text()).get("stopped") != "interrupted"
+    except (json.JSONDecodeError, AttributeError):
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", type=Path, help="run folders of pan train (OUT)")
@@ -100,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                     if line is not None:
                         print(f"{run}: epoch {line['epoch']} val acc {100 * line['val_acc']:.2f}% "
                               f"TPR {100 * line['tpr']:.2f}% ({line['seconds']} s)", flush=True)
-            finished = all((run / "summary.json").is_file() for run in a.runs)
+            finished = all(_finished(run) for run in a.runs)
             if a.once or finished:
                 return 0
             time.sleep(a.poll)

@@ -239,3 +239,24 @@ def test_a_warm_started_run_is_drawn_after_the_images_of_its_start(tiny_run, tmp
     (tmp_path / "warm" / "last.pt").unlink()
     assert [x for x, _ in plot.run_curves(tmp_path / "warmer")["acc"]] == [40]
     assert "not here" in capsys.readouterr().err
+
+
+def test_attention_curve_keeps_watching_an_interrupted_run(tiny_run, tmp_path, monkeypatch):
+    """A finished run ends the watch; one whose summary says "interrupted" (it may be resumed) does not."""
+    import shutil
+
+    curve = _script("attention_curve")
+    cache = str(tiny_run / "cache")
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run / "run", run)
+    naps = []
+
+    def sleep(seconds):
+        naps.append(seconds)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(curve.time, "sleep", sleep)
+    assert curve.main([str(run), "--num-examples", "20", "--cache-dir", cache]) == 0 and naps == []
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps({**summary, "stopped": "interrupted"}))
+    assert curve.main([str(run), "--num-examples", "20", "--cache-dir", cache]) == 130 and naps == [20.0]
