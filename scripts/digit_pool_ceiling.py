@@ -28,6 +28,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from pan.train.augment import translate
+
 __all__ = ["balanced_subset", "digit_classifier", "train_and_test", "fit_power_law", "main"]
 
 
@@ -58,12 +60,8 @@ def _shift(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> 
     """Each image moved by its own offset in [-max_shift, max_shift] per axis (zeros come in, ink may leave)."""
     if max_shift == 0:
         return images
-    pad = F.pad(images, (max_shift,) * 4)
-    out = torch.empty_like(images)
-    offsets = torch.randint(0, 2 * max_shift + 1, (images.shape[0], 2), generator=generator)
-    for i, (dy, dx) in enumerate(offsets.tolist()):
-        out[i] = pad[i, :, dy:dy + images.shape[2], dx:dx + images.shape[3]]
-    return out
+    offsets = max_shift - torch.randint(0, 2 * max_shift + 1, (images.shape[0], 2), generator=generator)
+    return translate(images, offsets[:, 0], offsets[:, 1])
 
 
 def _accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:

@@ -13,10 +13,10 @@ from pan.train.checkpoint import CheckpointError, load_checkpoint
 __all__ = ["load_init_weights"]
 
 
-def load_init_weights(model: nn.Module, path: str | os.PathLike, model_name: str, head_dropout: float) -> dict:
-    """Copy the weights of checkpoint ``path`` into ``model`` (a fresh ``model_name`` with ``head_dropout``); returns
-    the checkpoint's config. Raises ``CheckpointError`` naming the file when it is not a checkpoint of that model
-    (another model, another head, or weights that do not fit)."""
+def load_init_weights(model: nn.Module, path: str | os.PathLike, model_name: str, head_dropout: float) -> None:
+    """Copy the weights of checkpoint ``path`` into ``model`` (a fresh ``model_name`` with ``head_dropout``). Raises
+    ``CheckpointError`` naming the file when it is not a checkpoint of that model (another model, another head, or
+    weights that do not fit)."""
     ckpt = load_checkpoint(path)
     saved = ckpt.get("config") or {}
     if saved.get("kind") == "real-images":
@@ -32,4 +32,3 @@ def load_init_weights(model: nn.Module, path: str | os.PathLike, model_name: str
         first = str(err).strip().splitlines()
         raise CheckpointError(f"{path}: its weights do not fit a {model_name} model "
                               f"({first[1].strip() if len(first) > 1 else first[0]})") from err
-    return saved
