@@ -154,11 +154,15 @@ def main(argv: list[str] | None = None) -> int:
     errors = [1 - by_size[str(s)]["mean"] for s in args.sizes]
     a, b = fit_power_law(args.sizes, errors)
     fit = {"a": a, "b": b, "predicted_error": {str(n): a * n ** -b for n in [*args.sizes, 60_000]}}
-    report = {"script": "scripts/digit_pool_ceiling.py", "pool": pools.source, "test_digits": len(test_labels),
+    from pan.provenance import make_header
+
+    command = "python scripts/digit_pool_ceiling.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    report = {"header": make_header(torch.device("cpu"), command), "pool": pools.source,
+              "test_digits": len(test_labels),
               "steps": args.steps, "batch": args.batch, "shift": args.shift, "runs": runs, "by_size": by_size,
               "fit": fit}
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    out.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"fit: test error = {a:.3g} * N^-{b:.3f}; at 60,000 digits {100 * fit['predicted_error']['60000']:.2f}% "
           f"(extrapolated); wrote {out}")
     return 0

@@ -47,6 +47,7 @@ def test_a_short_run_learns_and_refuses_to_overwrite(tmp_path, capsys):
     argv = ["--sizes", "100,400", "--seeds", "0", "--steps", "150", "--out", str(out)]
     assert dpc.main(argv) == 0
     report = json.loads(out.read_text())
+    assert "--sizes 100,400" in report["header"]["command"] and report["header"]["git_sha"]
     assert report["test_digits"] == 1000 and [r["size"] for r in report["runs"]] == [100, 400]
     assert all(r["test_acc"] > 0.5 for r in report["runs"])  # chance is 10%
     assert set(report["fit"]["predicted_error"]) == {"100", "400", "60000"}
