@@ -57,6 +57,7 @@ def evaluate_epoch(run: Path, num_examples: int, val_cache: dict, cache_dir: str
     from pan.data import DEFAULT_CACHE_DIR, PanDataset, make_dataset
     from pan.evaluation.metrics import evaluate
     from pan.train.checkpoint import load_checkpoint, model_from_checkpoint
+    from pan.train.warm_start import images_per_epoch
 
     ckpt = load_checkpoint(run / "last.pt")
     epoch = _boundary_epoch(ckpt)
@@ -71,7 +72,7 @@ def evaluate_epoch(run: Path, num_examples: int, val_cache: dict, cache_dir: str
     t0 = time.perf_counter()
     with torch.no_grad():
         result = evaluate(model, val_cache[key], limit=num_examples)
-    line = {"epoch": epoch, "images_seen": epoch * (config.num_train // config.batch_size) * config.batch_size,
+    line = {"epoch": epoch, "images_seen": epoch * images_per_epoch(config.num_train, config.batch_size),
             "val_acc": result["accuracy"], "tpr": result["tpr"], "accuracy_by_scale": result["accuracy_by_scale"],
             "num_examples": result["num_examples"], "seconds": round(time.perf_counter() - t0, 1)}
     with open(run / CURVE_FILE, "a") as f:

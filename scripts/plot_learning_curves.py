@@ -18,6 +18,8 @@ import json
 import sys
 from pathlib import Path
 
+from pan.train.warm_start import images_behind, images_per_epoch
+
 
 def read_jsonl(path: Path) -> list[dict]:
     if not path.is_file():
@@ -25,40 +27,22 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _images_per_epoch(config: dict) -> int:
-    return (config["num_train"] // config["batch_size"]) * config["batch_size"]
-
-
-def _find(path: str, run: Path) -> Path | None:
-    """``path`` as given (relative to the working directory), else relative to ``run`` or one of its parents (a
-    run's config records the path as typed where the run was started)."""
-    candidates = [Path(path)] + [parent / path for parent in [run, *run.resolve().parents]]
-    return next((c for c in candidates if c.is_file()), None)
-
-
-def warm_start_images(config: dict, run: Path, depth: int = 0) -> int:
-    """Training images behind a run's ``init_from`` checkpoint (its epochs x images per epoch, plus those behind its
-    own warm start), 0 for a run from scratch; a checkpoint that cannot be found counts 0, with a note on stderr."""
-    init = config.get("init_from")
-    if not init or depth > 16:
-        return 0
-    found = _find(init, run)
-    if found is None:
-        print(f"note: {run}: its warm-start checkpoint {init} is not here; its curve starts at 0 images",
+def warm_start_images(config: dict, run: Path) -> int:
+    """Training images behind a run's ``init_from`` checkpoint chain (`pan.train.warm_start.images_behind`); a
+    checkpoint that cannot be found ends the count there, with a note on stderr."""
+    images, missing = images_behind(config, run)
+    if missing:
+        print(f"note: {run}: its warm-start checkpoint {missing} is not here; {images} images counted before it",
               file=sys.stderr)
-        return 0
-    import torch
-
-    ckpt = torch.load(found, map_location="cpu", weights_only=True)
-    return ckpt["state"]["epoch"] * _images_per_epoch(ckpt["config"]) + warm_start_images(ckpt["config"], run,
-                                                                                            depth + 1)
+    return images
 
 
 def run_curves(run: Path) -> dict:
     """{"acc": [(images, val %)], "train": [(images, running train %)], "tpr": [(images, %)]} of one run folder;
     a warm-started run's images count from the images behind its starting checkpoint."""
     config = json.loads((run / "config.json").read_text())
-    per_epoch, start = _images_per_epoch(config), warm_start_images(config, run)
+    per_epoch = images_per_epoch(config["num_train"], config["batch_size"])
+    start = warm_start_images(config, run)
     metrics = read_jsonl(run / "metrics.jsonl")
     curve = read_jsonl(run / "attention_curve.jsonl")
     return {

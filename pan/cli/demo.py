@@ -2,8 +2,8 @@
 the baselines that would fool you (uniform attention, the query-blind answer), draw the attention of a few test
 examples. Default: the `demo` recipe (the `cpu` recipe plus the focus term on the gates) for as many epochs as fit
 `--minutes` (15) on this machine; `--full`: the paper's recipe (a GPU run); `--pretrained [CHECKPOINT]`: no training,
-the same report and figure for the longer-trained checkpoint shipped with the package (`pan.assets`, made by the
-`demo-long` recipe) or for a checkpoint of your own."""
+the same report and figure for the checkpoint shipped with the package (`pan.assets`: PAN[H]+CTX trained to
+convergence, with the focus term) or for a checkpoint of your own."""
 
 from __future__ import annotations
 
@@ -138,16 +138,19 @@ def _run_pretrained(args) -> int:
     args.model = config["model"]
     state = ckpt.get("state") or {}
     recipe = matching_recipe(config) or config.get("recipe")
+    provenance = ckpt.get("provenance") or {}
+    images = provenance.get("images_trained") or (state.get("epoch") or 0) * config.get("num_train", 0)
+    warm = f" after a warm start from {provenance.get('images_before_warm_start', 0):,} images" \
+        if config.get("init_from") else ""
     print(f"pan demo: {args.model} from {path} (recipe {recipe}, {state.get('epoch')} epochs of "
-          f"{config.get('num_train')} examples; not trained here), {PRESETS['cpu'][1]} MREF test examples",
-          flush=True)
+          f"{config.get('num_train')} examples{warm}, {images:,} training images; not trained here), "
+          f"{PRESETS['cpu'][1]} MREF test examples", flush=True)
     try:
         report = _evaluate_and_draw(args, path, PRESETS["cpu"][1])
     except CheckpointError as err:
         return _fail(str(err))
     report.update({"pretrained": str(path), "recipe": recipe, "epochs": state.get("epoch"),
-                   "images_trained": (state.get("epoch") or 0) * config.get("num_train", 0),
-                   "provenance": ckpt.get("provenance")})
+                   "images_trained": images, "provenance": ckpt.get("provenance")})
     seconds = _finish(args, report, start)
     print(f"{seconds:.0f} s; wrote {Path(args.out) / 'attention.png'}, {report['eval_file']}, "
           f"{Path(args.out) / 'demo.json'}")
@@ -229,6 +232,6 @@ def register(subparsers, name: str, help: str) -> None:
                    help="replace the earlier run in --out (every file of it goes) instead of refusing")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--pretrained", nargs="?", const=_SHIPPED, default=None, metavar="CHECKPOINT",
-                   help="skip training: evaluate and draw the checkpoint shipped with pan (trained by `pan train "
-                        "--recipe demo-long`), or CHECKPOINT")
+                   help="skip training: evaluate and draw the checkpoint shipped with pan (PAN[H]+CTX trained to "
+                        "convergence with the focus term; docs/results.md), or CHECKPOINT")
     p.set_defaults(func=run)

@@ -15,10 +15,11 @@
   term moves each gate's mass onto strong features, so the first gate learns the strokes and TPR passes 30% after
   ~200K images, at a cost of a few points of accuracy at the same budget (docs/training-notes.md §8-9). `pan demo`
   uses it, with its epochs fitted to a wall-clock budget (`pan.train.budget`).
-- ``demo-long``: what the checkpoint shipped for ``pan demo --pretrained`` was trained with (an hour on 2 CPU cores,
-  docs/training-notes.md §10): ``demo`` on 60K examples for 10 epochs (600K images; lr annealed after epoch 7), the
-  focus term from epoch 3 at weight 0.3 on the first gate and 0.1 on the other two (the first gate learns the
-  strokes at no cost in accuracy; the full weight on all three costs a few points, §9).
+- ``demo-long``: an hour on 2 CPU cores to the demo's goal (docs/training-notes.md §10; the checkpoint shipped
+  for ``pan demo --pretrained`` before the converged one of §16): ``demo`` on 60K examples for 10 epochs (600K
+  images; lr annealed after epoch 7), the focus term from epoch 3 at weight 0.3 on the first gate and 0.1 on the
+  other two (the first gate learns the strokes at no cost in accuracy; the full weight on all three costs a few
+  points, §9).
 - ``converge``: the run to convergence on the paper's data (30K train / 10K val), for a CPU: ``cpu``'s optimiser
   (Adam lr 1e-3, batch 32, clip 5, channels-last, bf16 where native) with the paper's loss (no gate term), at most
   200 epochs, early stopping after 20 epochs without a better validation accuracy, the lr x0.7 every 5 epochs after

@@ -5,12 +5,54 @@ afresh."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from torch import nn
 
 from pan.train.checkpoint import CheckpointError, load_checkpoint
 
-__all__ = ["load_init_weights"]
+__all__ = ["images_behind", "images_per_epoch", "load_init_weights", "warm_start_chain"]
+
+_MAX_CHAIN = 16  # warm starts followed before giving up (a chain that loops back on itself)
+
+
+def images_per_epoch(num_train: int, batch_size: int) -> int:
+    """Training images one epoch sees: ``num_train`` examples in whole batches (the last partial batch is dropped)."""
+    return (num_train // batch_size) * batch_size
+
+
+def _find(path: str, base: Path) -> Path | None:
+    """``path`` as given (relative to the working directory), else relative to ``base`` or one of its parents: a
+    run's config records ``init_from`` as typed where the run was started."""
+    candidates = [Path(path)] + [parent / path for parent in [base, *base.resolve().parents]]
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def warm_start_chain(config: dict, base: str | os.PathLike) -> tuple[list[dict], str | None]:
+    """The checkpoints behind a run's ``init_from``, nearest first, as ``{"path", "epoch", "config"}``, and the
+    first ``init_from`` of the chain that cannot be found (looked for as `_find` says, from ``base``), else None.
+    A run from scratch: ``([], None)``."""
+    chain, base = [], Path(base)
+    for _ in range(_MAX_CHAIN):
+        init = config.get("init_from")
+        if not init:
+            return chain, None
+        found = _find(init, base)
+        if found is None:
+            return chain, init
+        ckpt = load_checkpoint(found)
+        config = ckpt["config"]
+        chain.append({"path": found, "epoch": ckpt["state"]["epoch"], "config": config})
+    raise CheckpointError(f"{base}: more than {_MAX_CHAIN} warm starts behind this run (a chain that loops?)")
+
+
+def images_behind(config: dict, base: str | os.PathLike) -> tuple[int, str | None]:
+    """Training images behind a run's warm start: each checkpoint of `warm_start_chain` contributes its epochs x
+    images per epoch; ``(0, None)`` for a run from scratch. The second item is the chain's missing checkpoint (the
+    count stops there), else None."""
+    chain, missing = warm_start_chain(config, base)
+    return sum(c["epoch"] * images_per_epoch(c["config"]["num_train"], c["config"]["batch_size"])
+               for c in chain), missing
 
 
 def load_init_weights(model: nn.Module, path: str | os.PathLike, model_name: str, head_dropout: float) -> None:
