@@ -58,21 +58,33 @@ def _reference(text: str) -> tuple[float, str]:
 
 
 def plot(runs: list[Path], labels: list[str], out: Path, acc_lines=(), tpr_lines=(), train: bool = False) -> None:
+    """Write the PNG of `figure` to ``out``."""
+    import matplotlib.pyplot as plt
+
+    fig = figure(runs, labels, acc_lines, tpr_lines, train)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def figure(runs: list[Path], labels: list[str], acc_lines=(), tpr_lines=(), train: bool = False):
+    """Accuracy (left) and TPR (right) against training images, one colour per run on both, one legend beside."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_acc, ax_tpr) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
-    for run, label in zip(runs, labels):
-        c = run_curves(run)
+    fig, (ax_acc, ax_tpr) = plt.subplots(1, 2, figsize=(13, 4.2), layout="constrained")
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (run, label) in enumerate(zip(runs, labels)):
+        c, colour = run_curves(run), colours[i % len(colours)]  # one colour per run on both plots
         if c["acc"]:
-            (line,) = ax_acc.plot(*zip(*c["acc"]), marker=".", label=label)
+            ax_acc.plot(*zip(*c["acc"]), marker=".", color=colour, label=label)
             if train:
-                ax_acc.plot(*zip(*c["train"]), linestyle="--", linewidth=1, color=line.get_color(),
+                ax_acc.plot(*zip(*c["train"]), linestyle="--", linewidth=1, color=colour,
                             label=f"{label} (train, running)")
         if c["tpr"]:
-            ax_tpr.plot(*zip(*c["tpr"]), marker=".", label=label)
+            ax_tpr.plot(*zip(*c["tpr"]), marker=".", color=colour, label=label if not c["acc"] else None)
     acc_name = "accuracy (%): validation" + (", train dashed" if train else "")
     for ax, lines, name in ((ax_acc, acc_lines, acc_name), (ax_tpr, tpr_lines, "TPR (%)")):
         for value, text in lines:
@@ -82,10 +94,9 @@ def plot(runs: list[Path], labels: list[str], out: Path, acc_lines=(), tpr_lines
         ax.set_xlabel("training images seen")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="best")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    handles = [h for ax in (ax_acc, ax_tpr) for h in ax.get_lines() if not h.get_label().startswith("_")]
+    fig.legend(handles=handles, fontsize=8, loc="outside right upper")  # beside the plots: never over a curve
+    return fig
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -260,3 +260,28 @@ def test_attention_curve_keeps_watching_an_interrupted_run(tiny_run, tmp_path, m
     summary = json.loads((run / "summary.json").read_text())
     (run / "summary.json").write_text(json.dumps({**summary, "stopped": "interrupted"}))
     assert curve.main([str(run), "--num-examples", "20", "--cache-dir", cache]) == 130 and naps == [20.0]
+
+
+def test_learning_curves_give_a_run_one_colour_on_both_plots_and_keep_the_legend_off_them(tmp_path):
+    """A run without TPR points must not shift the colours of the TPR plot: each run's TPR curve has the colour of
+    its accuracy curve; the legend sits beside the plots, not inside either."""
+    import matplotlib.pyplot as plt
+
+    plot = _script("plot_learning_curves")
+    runs = []
+    for name, with_tpr in (("no-tpr", False), ("with-tpr", True)):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "config.json").write_text(json.dumps({"num_train": 40, "batch_size": 20}))
+        (run / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e, "val_acc": 0.3 + 0.1 * e,
+                                                               "train_acc": 0.5}) + "\n" for e in (1, 2)))
+        if with_tpr:
+            (run / "attention_curve.jsonl").write_text(json.dumps({"epoch": 1, "images_seen": 40, "tpr": 0.2}))
+        runs.append(run)
+    fig = plot.figure(runs, ["A", "B"])
+    ax_acc, ax_tpr = fig.axes
+    acc_colour = {line.get_label(): line.get_color() for line in ax_acc.get_lines()}
+    assert [line.get_color() for line in ax_tpr.get_lines()] == [acc_colour["B"]] != [acc_colour["A"]]
+    assert ax_acc.get_legend() is None and ax_tpr.get_legend() is None
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["A", "B"]
+    plt.close(fig)
