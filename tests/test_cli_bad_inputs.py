@@ -124,6 +124,7 @@ CASES = [
     (["train", *VG, "--no-cache"], "--no-cache"),
     (["train", *VG, "--compile-mode", "max-autotune"], "--compile-mode"),
     (["train", *VG, "--recipe", "cpu"], "--recipe"),
+    (["train", *VG, "--recipe", "paper"], "--recipe"),  # the default value, given: refused all the same
     (["train", "--backend", "bogus"], "--backend"),
     (["train", "--backend", "cuda", "--device", "cpu"], "--backend cuda"),
     (["train", "--device", "bogus"], "--device"),

@@ -97,7 +97,7 @@ def register(subparsers, name: str = "train", help: str | None = None) -> argpar
     g.add_argument("--no-cache", action="store_true", help="neither read nor write the dataset cache")
 
     g = p.add_argument_group("optimisation")
-    g.add_argument("--recipe", default="paper", choices=tuple(RECIPES), help="settings to start from (default paper)")
+    g.add_argument("--recipe", default=None, choices=tuple(RECIPES), help="settings to start from (default paper)")
     g.add_argument("--epochs", type=positive_int, default=None, help="maximum epochs (paper 1000, cpu 9)")
     g.add_argument("--optimizer", default=None, choices=OPTIMIZERS, help="optimizer (paper rmsprop, cpu adam)")
     g.add_argument("--lr", type=positive_float, default=None, help="initial learning rate (paper and cpu 0.001)")
@@ -164,6 +164,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.dataset in train_real.REAL_IMAGE_DATASETS:
         return train_real.run(args)
+    args.recipe = args.recipe or "paper"  # None until here: a real-image run refuses any --recipe given
     if (args.train_file is None) != (args.val_file is None):
         return _fail("--train-file and --val-file go together")
     try:

@@ -48,7 +48,7 @@ def synthetic_only_flag(args: argparse.Namespace) -> str | None:
             return flag
     if args.compile_mode != "default":
         return "--compile-mode"
-    if args.recipe != "paper":
+    if args.recipe is not None:
         return "--recipe"
     return None
 
