@@ -59,9 +59,8 @@ def _reference(text: str) -> tuple[float, str]:
 
 def plot(runs: list[Path], labels: list[str], out: Path, acc_lines=(), tpr_lines=(), train: bool = False) -> None:
     """Write the PNG of `figure` to ``out``."""
-    import matplotlib.pyplot as plt
-
     fig = figure(runs, labels, acc_lines, tpr_lines, train)
+    import matplotlib.pyplot as plt  # after `figure` chose the Agg backend
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)
