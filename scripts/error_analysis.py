@@ -54,7 +54,8 @@ def analyse(data, pred: np.ndarray) -> dict:
         taken = [int(data.query[j]) for j in others if data.answer[j] == pred[i]]
         if len(taken) == 1:
             confusions[f"{int(data.query[i])}->{taken[0]}"] += 1
-    counts = np.array([len(siblings[int(img)]) for img in data.image_index])
+    # digits per image from its instance map (ids 1..k): the last image of a split may keep fewer examples
+    counts = data.instances.reshape(len(data.instances), -1).max(axis=1).astype(np.int64)[data.image_index]
     return {
         "num_examples": len(data), "accuracy": float(1 - len(wrong) / max(len(data), 1)), "errors": len(wrong),
         "wrong_digit": wrong_digit / max(len(wrong), 1), "chance": float(chance / max(len(wrong), 1)),
