@@ -24,7 +24,7 @@ import torch
 from pan.provenance import make_header
 from pan.train import CheckpointError, load_checkpoint
 from pan.train.checkpoint import atomic_torch_save
-from pan.train.warm_start import images_behind, images_per_epoch, warm_start_chain
+from pan.train.warm_start import chain_images, images_per_epoch, warm_start_chain
 
 _KEPT = ("format", "config", "model", "state", "metrics", "world_size", "lr")
 
@@ -37,8 +37,7 @@ def shipped(checkpoint: Path, commands: list[str]) -> dict:
     chain, missing = warm_start_chain(config, checkpoint.parent)
     if missing:
         raise ValueError(f"checkpoint: its warm start {missing} is not here; the images behind it cannot be counted")
-    behind, _ = images_behind(config, checkpoint.parent)
-    runs = 1 + len(chain)
+    behind, runs = chain_images(chain), 1 + len(chain)
     if len(commands) != runs:
         raise ValueError(f"--command: given {len(commands)}, but {checkpoint} comes from {runs} run(s) (each "
                          f"--init-from adds one); give each run's command, the first run first")

@@ -63,6 +63,9 @@ def test_ship_keeps_the_weights_and_counts_the_images_of_the_whole_chain(ship, w
     assert pan_main(argv) == 0
     assert "after a warm start from 40 images, 120 training images" in capsys.readouterr().out
     assert json.loads((demo / "demo.json").read_text())["images_trained"] == 120
+    # the run's own checkpoint (no provenance): the demo follows its warm start on disk, to the same count
+    assert pan_main([*argv[:2], str(source), "--out", str(tmp_path / "own"), *argv[5:]]) == 0
+    assert "after a warm start from 40 images, 120 training images" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("case, message", [

@@ -138,10 +138,9 @@ def _run_pretrained(args) -> int:
     args.model = config["model"]
     state = ckpt.get("state") or {}
     recipe = matching_recipe(config) or config.get("recipe")
-    provenance = ckpt.get("provenance") or {}
-    images = provenance.get("images_trained") or (state.get("epoch") or 0) * config.get("num_train", 0)
-    warm = f" after a warm start from {provenance.get('images_before_warm_start', 0):,} images" \
-        if config.get("init_from") else ""
+    images, behind, missing = _images_trained(ckpt, path)
+    warm = "" if not config.get("init_from") else f" after a warm start from {behind:,} images" if missing is None \
+        else f" after a warm start from {missing} (not found: the images before it are not counted)"
     print(f"pan demo: {args.model} from {path} (recipe {recipe}, {state.get('epoch')} epochs of "
           f"{config.get('num_train')} examples{warm}, {images:,} training images; not trained here), "
           f"{PRESETS['cpu'][1]} MREF test examples", flush=True)
@@ -155,6 +154,21 @@ def _run_pretrained(args) -> int:
     print(f"{seconds:.0f} s; wrote {Path(args.out) / 'attention.png'}, {report['eval_file']}, "
           f"{Path(args.out) / 'demo.json'}")
     return 0
+
+
+def _images_trained(ckpt: dict, path: Path) -> tuple[int, int, str | None]:
+    """(training images behind ``ckpt`` in all, those before its warm start, a warm-start checkpoint that cannot be
+    found or None): a shipped file's provenance says (its chain is not on disk), else the chain is followed from the
+    checkpoint's folder (`pan.train.warm_start.images_behind`)."""
+    from pan.train.warm_start import images_behind, images_per_epoch
+
+    provenance = ckpt.get("provenance") or {}
+    if "images_trained" in provenance:
+        return provenance["images_trained"], provenance["images_before_warm_start"], None
+    config = ckpt["config"]
+    behind, missing = images_behind(config, path.parent)
+    own = ((ckpt.get("state") or {}).get("epoch") or 0) * images_per_epoch(config["num_train"], config["batch_size"])
+    return own + behind, behind, missing
 
 
 def _evaluate_and_draw(args, checkpoint, n_test: int) -> dict:

@@ -11,7 +11,7 @@ from torch import nn
 
 from pan.train.checkpoint import CheckpointError, load_checkpoint
 
-__all__ = ["images_behind", "images_per_epoch", "load_init_weights", "warm_start_chain"]
+__all__ = ["chain_images", "images_behind", "images_per_epoch", "load_init_weights", "warm_start_chain"]
 
 _MAX_CHAIN = 16  # warm starts followed before giving up (a chain that loops back on itself)
 
@@ -51,8 +51,12 @@ def images_behind(config: dict, base: str | os.PathLike) -> tuple[int, str | Non
     images per epoch; ``(0, None)`` for a run from scratch. The second item is the chain's missing checkpoint (the
     count stops there), else None."""
     chain, missing = warm_start_chain(config, base)
-    return sum(c["epoch"] * images_per_epoch(c["config"]["num_train"], c["config"]["batch_size"])
-               for c in chain), missing
+    return chain_images(chain), missing
+
+
+def chain_images(chain: list[dict]) -> int:
+    """Training images of the checkpoints of a `warm_start_chain`: each one's epochs x images per epoch."""
+    return sum(c["epoch"] * images_per_epoch(c["config"]["num_train"], c["config"]["batch_size"]) for c in chain)
 
 
 def load_init_weights(model: nn.Module, path: str | os.PathLike, model_name: str, head_dropout: float) -> None:
